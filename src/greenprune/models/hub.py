@@ -1,0 +1,231 @@
+"""One entry point from a model spec to a (model, tokenizer) pair.
+
+A spec is an embedded alias (`minilm`, `smollm2-135m`, `tiny-*`), a local folder in HF layout (or a `.gguf`
+file), or a Hugging Face hub id. Hub ids keep working for users with network; offline, they fail fast with one
+message saying what was tried and how to pass a local folder instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from greenprune.errors import GreenpruneError
+from greenprune.models.embedded import EMBEDDED, strip_gguf_quantization, tiny_config, tiny_tokenizer_dir
+from greenprune.models.families import Family, UnsupportedModelError, family_of, supported_model_types
+
+HEADS = ("classification", "causal-lm", "base")
+# what each greenprune task needs as a model head
+TASK_HEADS = {
+    "defect": "classification",
+    "clone": "classification",
+    "classification": "classification",
+    "summarize": "causal-lm",
+    "generate": "causal-lm",
+    "perplexity": "causal-lm",
+    "causal-lm": "causal-lm",
+    "base": "base",
+}
+
+
+class ModelLoadError(GreenpruneError, RuntimeError):
+    """A model spec could not be turned into a model; the message says what was tried."""
+
+
+@dataclass
+class LoadedModel:
+    """A model, its tokenizer, and where they came from."""
+
+    model: nn.Module
+    tokenizer: Any
+    name: str
+    family: Family
+    head: str
+    source: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self):
+        yield self.model
+        yield self.tokenizer
+
+
+def head_for(task: str | None, family: Family) -> str:
+    if task is None:
+        return "classification" if family.kind == "encoder" else "causal-lm"
+    if task not in TASK_HEADS:
+        raise ValueError(f"unknown task {task!r}; expected one of: {', '.join(sorted(TASK_HEADS))}")
+    return TASK_HEADS[task]
+
+
+def _auto_class(head: str):
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    return {
+        "classification": AutoModelForSequenceClassification,
+        "causal-lm": AutoModelForCausalLM,
+        "base": AutoModel,
+    }[head]
+
+
+def _prepare_tokenizer(tokenizer: Any, model: nn.Module) -> Any:
+    """Decoders often ship without a pad token; batching needs one (EOS is the usual stand-in)."""
+    if getattr(tokenizer, "pad_token", None) is None and getattr(tokenizer, "eos_token", None) is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    config = getattr(model, "config", None)
+    if config is not None and getattr(config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+        config.pad_token_id = tokenizer.pad_token_id
+    return tokenizer
+
+
+def _load_kwargs(head: str, num_labels: int, dtype: torch.dtype | None, attn: str | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if head == "classification":
+        kwargs["num_labels"] = num_labels
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if attn is not None:
+        kwargs["attn_implementation"] = attn
+    return kwargs
+
+
+def _finish(model: nn.Module, tokenizer: Any, name: str, head: str, source: str) -> LoadedModel:
+    model.eval()
+    return LoadedModel(model, _prepare_tokenizer(tokenizer, model), name, family_of(model), head, source)
+
+
+def _load_tiny(alias: str, task: str | None, num_labels: int, dtype: torch.dtype | None, attn: str | None):
+    from transformers import AutoTokenizer
+
+    config = tiny_config(alias)
+    family = family_of(config.model_type)
+    head = head_for(task, family)
+    if head == "classification":
+        config.num_labels = num_labels
+    if attn is not None:
+        config._attn_implementation = attn
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(0)  # the same tiny model in every process
+        model = _auto_class(head).from_config(config)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    if dtype is not None:
+        model = model.to(dtype)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_tokenizer_dir(alias))
+    return _finish(model, tokenizer, alias, head, f"embedded:{alias} (random, seed 0)")
+
+
+def _load_folder(
+    path: Path, name: str, task: str | None, num_labels: int, dtype: torch.dtype | None, attn: str | None,
+    gguf_file: str | None = None, source: str | None = None,
+) -> LoadedModel:
+    from transformers import AutoConfig, AutoTokenizer
+
+    extra = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        config = AutoConfig.from_pretrained(path, **extra)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: not a Hugging Face model folder ({exc})") from exc
+    try:
+        family = family_of(config.model_type)
+    except UnsupportedModelError as exc:
+        raise ModelLoadError(f"{name}: {exc}") from exc
+    head = head_for(task, family)
+    model = _auto_class(head).from_pretrained(path, **extra, **_load_kwargs(head, num_labels, dtype, attn))
+    if gguf_file:
+        strip_gguf_quantization(model)
+    tokenizer = AutoTokenizer.from_pretrained(path, **extra)
+    return _finish(model, tokenizer, name, head, source or str(path))
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the HF endpoint answers a TCP connect within `timeout` seconds (and offline mode is off)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}:
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _load_hub(
+    repo_id: str, task: str | None, num_labels: int, dtype: torch.dtype | None, attn: str | None
+) -> LoadedModel:
+    from transformers import AutoConfig
+
+    online = hub_reachable()
+    try:
+        # offline, only the local HF cache is consulted: no retries against an unreachable host
+        snapshot = AutoConfig.from_pretrained(repo_id, local_files_only=not online)
+    except Exception as exc:
+        where = "the Hugging Face Hub" if online else "the local Hugging Face cache (the Hub is unreachable: offline)"
+        raise ModelLoadError(
+            f"could not load {repo_id!r}: it is not an embedded alias, not a local folder, and {where} does not "
+            f"have it ({type(exc).__name__}). Download it where you have network "
+            f"(`huggingface-cli download {repo_id} --local-dir DIR`) and pass DIR, or use an embedded alias: "
+            f"{', '.join(EMBEDDED)}."
+        ) from exc
+    try:
+        family_of(snapshot.model_type)
+    except UnsupportedModelError as exc:
+        raise ModelLoadError(f"{repo_id}: {exc}") from exc
+    from transformers import AutoTokenizer
+
+    family = family_of(snapshot.model_type)
+    head = head_for(task, family)
+    model = _auto_class(head).from_pretrained(
+        repo_id, local_files_only=not online, **_load_kwargs(head, num_labels, dtype, attn)
+    )
+    tokenizer = AutoTokenizer.from_pretrained(repo_id, local_files_only=not online)
+    return _finish(model, tokenizer, repo_id, head, f"hub:{repo_id}")
+
+
+def load_model(
+    spec: str | os.PathLike[str],
+    task: str | None = None,
+    *,
+    num_labels: int = 2,
+    dtype: torch.dtype | None = None,
+    attn_implementation: str | None = None,
+) -> LoadedModel:
+    """Load a model and its tokenizer with the head `task` needs.
+
+    `task` is a head (`classification`, `causal-lm`, `base`) or a greenprune task name (`defect`, `clone`,
+    `summarize`, `generate`, `perplexity`); by default encoders get a classification head and decoders an LM head.
+    """
+    spec_str = str(spec)
+    if spec_str in EMBEDDED:
+        entry = EMBEDDED[spec_str]
+        if entry.resolve is None:
+            return _load_tiny(spec_str, task, num_labels, dtype, attn_implementation)
+        return _load_folder(
+            entry.resolve(), spec_str, task, num_labels, dtype, attn_implementation,
+            source=f"embedded:{spec_str} ({entry.package})",
+        )
+    path = Path(spec_str).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return _load_folder(path.parent, spec_str, task, num_labels, dtype, attn_implementation, gguf_file=path.name)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            ggufs = sorted(path.glob("*.gguf"))
+            if len(ggufs) == 1:
+                return _load_folder(path, spec_str, task, num_labels, dtype, attn_implementation, ggufs[0].name)
+            raise ModelLoadError(f"{path}: a model folder needs config.json (HF layout) or exactly one .gguf file")
+        return _load_folder(path, spec_str, task, num_labels, dtype, attn_implementation)
+    if spec_str.startswith((".", "/", "~")) or os.sep + os.sep in spec_str:
+        raise ModelLoadError(f"{spec_str}: no such folder or file")
+    return _load_hub(spec_str, task, num_labels, dtype, attn_implementation)
+
+
+__all__ = ["HEADS", "TASK_HEADS", "LoadedModel", "ModelLoadError", "head_for", "hub_reachable", "load_model",
+           "supported_model_types"]
