@@ -14,6 +14,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+@app.callback()
+def main() -> None:
+    """greenprune: HF models in, plain HF checkpoints out, every claim with a side-by-side measurement."""
+
+
 # one module per area; each exposes register(app)
 COMMAND_MODULES = [
     "greenprune.commands.models",
