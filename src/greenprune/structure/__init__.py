@@ -1,0 +1,1 @@
+"""Structural pruning: vocabulary, decoder layers, FFN neurons, attention heads."""
