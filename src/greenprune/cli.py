@@ -24,6 +24,8 @@ def main() -> None:
 # one module per area; each exposes register(app)
 COMMAND_MODULES = [
     "greenprune.commands.models",
+    "greenprune.commands.measure",
+    "greenprune.commands.demo",
 ]
 
 for _name in COMMAND_MODULES:

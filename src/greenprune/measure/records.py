@@ -63,7 +63,7 @@ class CostRecord(BaseModel):
     throughput_samples_s: float
     throughput_tokens_s: float
     timed_batches: int
-    # energy
+    # energy of one pass over the measured samples (timed passes averaged)
     energy_kwh: float | None = None
     co2_kg: float | None = None
     energy_method: str = ""

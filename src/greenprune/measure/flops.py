@@ -1,0 +1,100 @@
+"""FLOPs: counted on the real inputs (what actually ran) and a closed-form formula to cross-check the count.
+
+Counting uses `torch.utils.flop_counter.FlopCounterMode`, so a sequence that shrinks inside the model (ALPINE) is
+counted at its shrunk length. PyTorch's counter has no formula for the fused CPU attention kernel that SDPA uses,
+so we register one (the same one PyTorch uses for the CUDA kernels): without it, attention would count as zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+aten = torch.ops.aten
+
+
+def _sdpa_flops(query_shape, key_shape, value_shape, *args: Any, out_shape=None, **kwargs: Any) -> int:  # noqa: ANN001
+    """Q·Kᵀ and P·V: 2·B·H·Lq·Lk·D each (full, unmasked, as PyTorch counts its SDPA kernels)."""
+    *batch, lq, d = query_shape
+    lk = key_shape[-2]
+    dv = value_shape[-1]
+    bh = 1
+    for dim in batch:
+        bh *= dim
+    return 2 * bh * lq * lk * d + 2 * bh * lq * lk * dv
+
+
+def _extra_formulas() -> dict[Any, Any]:
+    formulas: dict[Any, Any] = {}
+    for name in ("_scaled_dot_product_flash_attention_for_cpu",):
+        op = getattr(aten, name, None)
+        if op is not None:
+            formulas[op] = _sdpa_flops
+    return formulas
+
+
+def count_flops(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> int:
+    """FLOPs of one forward pass of `model` on `batch`, as executed."""
+    with torch.inference_mode(), FlopCounterMode(display=False, custom_mapping=_extra_formulas()) as counter:
+        model(**batch)
+    return int(counter.get_total_flops())
+
+
+def flop_counter() -> FlopCounterMode:
+    """A FlopCounterMode that also knows the CPU SDPA kernel (for callers that run the model themselves)."""
+    return FlopCounterMode(display=False, custom_mapping=_extra_formulas())
+
+
+def analytic_flops(
+    config: Any,
+    batch_size: int,
+    seq_len: int,
+    *,
+    head: str | None = None,
+    num_labels: int | None = None,
+    layer_seq_lens: Sequence[int] | None = None,
+) -> float | None:
+    """Closed-form FLOPs (2 per multiply-add) of one forward of a BERT/RoBERTa encoder or a Llama-family decoder.
+
+    Counts the matrix products that dominate: per layer, the Q/K/V/O projections, the attention products
+    (4·n²·h, unmasked) and the FFN; plus the pooler and classifier or the LM head. `layer_seq_lens` gives the
+    sequence length entering each layer's attention and FFN when it changes inside the model (token pruning).
+    Returns None for architectures without a formula here.
+    """
+    model_type = getattr(config, "model_type", None)
+    h = config.hidden_size
+    n_layers = config.num_hidden_layers
+    inter = config.intermediate_size
+    lens = list(layer_seq_lens) if layer_seq_lens is not None else [seq_len] * n_layers
+    if len(lens) != n_layers:
+        raise ValueError(f"layer_seq_lens has {len(lens)} entries for {n_layers} layers")
+    b = batch_size
+    total = 0.0
+    if model_type in ("bert", "roberta", "xlm-roberta", "camembert"):
+        for n in lens:
+            total += 2 * b * n * (4 * h * h + 2 * h * inter) + 4 * b * n * n * h
+        if head == "classification":
+            labels = num_labels or getattr(config, "num_labels", 2)
+            # BERT: pooler dense + classifier on [CLS]; RoBERTa: head dense + out_proj on <s> — the same products
+            total += 2 * b * h * h + 2 * b * h * labels
+        elif head == "base" and model_type == "bert":
+            total += 2 * b * h * h  # pooler
+        return total
+    if model_type in ("llama", "qwen2", "mistral", "qwen3"):
+        n_heads = config.num_attention_heads
+        head_dim = getattr(config, "head_dim", None) or h // n_heads
+        kv = getattr(config, "num_key_value_heads", n_heads) * head_dim
+        q = n_heads * head_dim
+        for n in lens:
+            proj = h * q + 2 * h * kv + q * h
+            total += 2 * b * n * (proj + 3 * h * inter) + 4 * b * n * n * q
+        if head == "causal-lm":
+            total += 2 * b * seq_len * h * config.vocab_size
+        elif head == "classification":
+            total += 2 * b * seq_len * h * (num_labels or getattr(config, "num_labels", 2))
+        return total
+    return None
