@@ -20,7 +20,7 @@ def measure_models(
     passes: int,
     country: str,
     energy: bool,
-):  # noqa: ANN201 — returns list[ResultRecord]
+):
     """Load each model, measure it on the same stdlib-code batches, return one record per model."""
     from greenprune.measure import ResultRecord, measure_cost
     from greenprune.measure.inputs import code_batches

@@ -187,6 +187,7 @@ def build_record(
     energy_method: str,
 ) -> CostRecord:
     total_seconds = sum(timings.pass_seconds)
+    per_sample = max(static.samples, 1)
     passes = max(len(timings.pass_seconds), 1)
     return CostRecord(
         params_total=static.params["total"],
@@ -195,8 +196,8 @@ def build_record(
         checkpoint_bytes=static.checkpoint_bytes,
         samples=static.samples,
         tokens=static.tokens,
-        flops_per_sample=static.flops / max(static.samples, 1),
-        flops_analytic_per_sample=None if static.flops_analytic is None else static.flops_analytic / max(static.samples, 1),
+        flops_per_sample=static.flops / per_sample,
+        flops_analytic_per_sample=None if static.flops_analytic is None else static.flops_analytic / per_sample,
         peak_memory_bytes=static.peak_memory_bytes or None,
         peak_memory_method=static.peak_memory_method,
         latency_p50_s=statistics.median(timings.batch_latencies) if timings.batch_latencies else float("nan"),

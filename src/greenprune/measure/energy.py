@@ -54,7 +54,7 @@ class EnergyTracker:
             self._tracker.start()
             hardware = ", ".join(str(h) for h in getattr(self._tracker, "_hardware", []))
             self.method = f"codecarbon offline ({self.country}), process mode: {hardware}"
-        except Exception as exc:  # noqa: BLE001 — energy is optional; say why it is missing
+        except Exception as exc:
             self._tracker = None
             self.method = f"unavailable: {type(exc).__name__}: {exc}"
         return self

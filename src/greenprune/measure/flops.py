@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 aten = torch.ops.aten
 
 
-def _sdpa_flops(query_shape, key_shape, value_shape, *args: Any, out_shape=None, **kwargs: Any) -> int:  # noqa: ANN001
+def _sdpa_flops(query_shape, key_shape, value_shape, *args: Any, out_shape=None, **kwargs: Any) -> int:
     """Q·Kᵀ and P·V: 2·B·H·Lq·Lk·D each (full, unmasked, as PyTorch counts its SDPA kernels)."""
     *batch, lq, d = query_shape
     lk = key_shape[-2]

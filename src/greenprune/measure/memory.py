@@ -17,7 +17,9 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-CPU_METHOD = "torch dispatch tracking: parameter+buffer bytes + peak bytes of live tensor storages created in the forward"
+CPU_METHOD = (
+    "torch dispatch tracking: parameter+buffer bytes + peak bytes of live tensor storages created in the forward"
+)
 CUDA_METHOD = "torch.cuda.max_memory_allocated (caching allocator peak)"
 
 
@@ -35,7 +37,7 @@ class TensorMemoryTracker(TorchDispatchMode):
             self._live.discard(key)
             self.current -= nbytes
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for item in tree_flatten(out)[0]:
             if not isinstance(item, torch.Tensor) or item.device.type == "meta":

@@ -36,10 +36,17 @@ class Family:
     attention: str  # the attention block of a layer
     word_embeddings: str  # relative to the backbone
     num_layers_attr: str = "num_hidden_layers"
+    # encoders: method of a layer running FFN + residual/LayerNorm on the attention output (ALPINE prunes between them)
+    ffn_block: str | None = None
 
     @property
     def attention_projections(self) -> tuple[str, ...]:
         return (self.query, self.key, self.value, self.attn_out)
+
+    @property
+    def self_attention(self) -> str:
+        """The module (relative to a layer) that owns the q/k/v projections and picks the attention kernel."""
+        return self.query.rsplit(".", 1)[0]
 
     @property
     def ffn_projections(self) -> tuple[str, ...]:
@@ -85,6 +92,7 @@ BERT = Family(
     ffn_out="output.dense",
     attention="attention",
     word_embeddings="embeddings.word_embeddings",
+    ffn_block="feed_forward_chunk",
 )
 
 ROBERTA = Family(
@@ -101,6 +109,7 @@ ROBERTA = Family(
     ffn_out="output.dense",
     attention="attention",
     word_embeddings="embeddings.word_embeddings",
+    ffn_block="feed_forward_chunk",
 )
 
 LLAMA = Family(
