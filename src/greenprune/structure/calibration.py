@@ -1,0 +1,88 @@
+"""Calibration data for structural importance scores: fixed-length windows of real code, no padding.
+
+Scores are averages over tokens, so windows cut from one long token stream make every token count and keep
+padding out of the statistics.
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from greenprune.errors import GreenpruneError
+
+Batch = dict[str, torch.Tensor]
+
+
+class CalibrationError(GreenpruneError, ValueError):
+    """Calibration data is missing or too short for the requested windows."""
+
+
+def stdlib_code(limit: int = 40, skip: int = 0) -> list[str]:
+    """Real Python nobody here wrote: modules of the running interpreter's standard library, in a fixed order."""
+    try:
+        from greenprune.tasks.corpus import stdlib_functions  # type: ignore[attr-defined]
+    except ImportError:
+        stdlib_functions = None
+    if stdlib_functions is not None:
+        try:
+            items = list(stdlib_functions())
+            texts = [getattr(it, "source", None) or (it.get("source") if isinstance(it, dict) else str(it))
+                     for it in items]
+            texts = [t for t in texts if t]
+            if len(texts) > skip:
+                return texts[skip : skip + limit]
+        except Exception:  # the shared helper is optional; the file fallback is always there
+            pass
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
+    return [p.read_text(encoding="utf-8", errors="replace") for p in files[skip : skip + limit]]
+
+
+def calibration_batches(
+    tokenizer: Any,
+    texts: Iterable[str],
+    *,
+    seq_len: int = 256,
+    batch_size: int = 4,
+    max_batches: int | None = 8,
+) -> list[Batch]:
+    """Concatenate tokenised texts (separated by EOS) and cut them into `[batch_size, seq_len]` batches."""
+    if seq_len < 2 or batch_size < 1:
+        raise CalibrationError(f"seq_len must be >= 2 and batch_size >= 1 (got {seq_len}, {batch_size})")
+    sep = [tokenizer.eos_token_id] if getattr(tokenizer, "eos_token_id", None) is not None else []
+    need = None if max_batches is None else seq_len * batch_size * max_batches
+    stream: list[int] = []
+    for text in texts:
+        stream.extend(tokenizer.encode(text, add_special_tokens=False) + sep)
+        if need is not None and len(stream) >= need:
+            break
+    windows = [stream[i : i + seq_len] for i in range(0, len(stream) - seq_len + 1, seq_len)]
+    if not windows:
+        raise CalibrationError(f"calibration texts give {len(stream)} tokens, fewer than one window of {seq_len}")
+    batches = []
+    for i in range(0, len(windows), batch_size):
+        ids = torch.tensor(windows[i : i + batch_size], dtype=torch.long)
+        batches.append({"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+        if max_batches is not None and len(batches) >= max_batches:
+            break
+    return batches
+
+
+def as_batches(calib: Iterable[Batch] | Iterator[Batch]) -> list[Batch]:
+    """Materialise calibration batches (scores iterate over them many times) and check their shape."""
+    batches = list(calib)
+    if not batches:
+        raise CalibrationError("no calibration batches")
+    for i, batch in enumerate(batches):
+        if not isinstance(batch, dict) or "input_ids" not in batch:
+            raise CalibrationError(
+                f"calibration batch {i} must be a dict with `input_ids` (got {type(batch).__name__})"
+            )
+    return batches
+
+
+__all__ = ["Batch", "CalibrationError", "as_batches", "calibration_batches", "stdlib_code"]
