@@ -69,6 +69,16 @@ def _prunable(module: nn.Module) -> bool:
     return isinstance(module, (nn.Linear, nn.Embedding)) and weight is not None and weight.dim() == 2
 
 
+def _tied_modules(modules: dict[str, nn.Module]) -> set[str]:
+    """Modules whose weight is shared with another module (e.g. a tied LM head and input embeddings)."""
+    owners: dict[int, list[str]] = {}
+    for name, module in modules.items():
+        if _prunable(module):
+            weight = module.weight_orig if is_masked(module) else module.weight
+            owners.setdefault(id(weight), []).append(name)
+    return {name for names in owners.values() if len(names) > 1 for name in names}
+
+
 def resolve_targets(model: nn.Module, patterns: Sequence[str] | None = None) -> dict[str, nn.Module]:
     """Qualified name → module for the targeted modules, in model order.
 
@@ -79,10 +89,17 @@ def resolve_targets(model: nn.Module, patterns: Sequence[str] | None = None) -> 
     if patterns is None:
         names = default_target_names(model)
         return {name: modules[name] for name in names}
+    tied = _tied_modules(modules)
     chosen: dict[str, nn.Module] = {}
     for pattern in patterns:
         match = _matcher(pattern)
         hits = [name for name, m in modules.items() if name and match(name) and _prunable(m)]
+        if hits and all(name in tied for name in hits):
+            raise TargetError(
+                f"target pattern {pattern!r} matches only weights tied between modules ({', '.join(hits[:4])}); "
+                "tied embeddings / LM heads are not weight-pruned (see greenprune.structure for vocabulary pruning)"
+            )
+        hits = [name for name in hits if name not in tied]
         if not hits:
             examples = ", ".join(n for n, m in list(modules.items()) if _prunable(m))[:300]
             raise TargetError(
