@@ -1,0 +1,22 @@
+"""Token importance from attention probabilities (ALPINE's score)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def token_importance(probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Attention each token *receives*, averaged over heads and over the valid query positions of its sequence.
+
+    `probs` is (batch, heads, queries, keys) as softmax returns it; `valid` is (batch, seq) with True for real
+    tokens. Padding queries are excluded from the average (their rows would otherwise dilute the scores), and
+    padded keys get whatever the (masked) softmax gave them, which is zero. Returns (batch, keys).
+    """
+    if probs.dim() != 4:
+        raise ValueError(f"attention probabilities must be (batch, heads, queries, keys); got {tuple(probs.shape)}")
+    heads = probs.shape[1]
+    per_query = probs.sum(dim=1)  # (B, Q, K): summing heads first keeps the big tensor touched once
+    weights = valid.to(per_query.dtype)
+    received = torch.einsum("bqk,bq->bk", per_query, weights)
+    counts = weights.sum(dim=1).clamp(min=1.0) * heads
+    return received / counts[:, None]
