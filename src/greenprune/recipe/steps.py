@@ -1,0 +1,444 @@
+"""The step registry: each step kind is a function from the pipeline state to a new state plus a record.
+
+Steps call the other areas' public APIs (tasks, tokens, weights, structure, quantize, recover, measure); a step
+whose area is not installed fails with a clear error naming the missing module, never silently.
+Each kind also says how a resumed run gets its model back without redoing the work: from the checkpoint the step
+wrote (`checkpoint`), by re-applying a cheap deterministic transform (`replay`), or not at all (`none`).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from torch import nn
+
+from greenprune.errors import GreenpruneError
+from greenprune.measure.records import Comparison, ResultRecord
+from greenprune.recipe.schema import (
+    AlpineStep,
+    EvaluateStep,
+    FinetuneStep,
+    MeasureStep,
+    PruneStep,
+    QuantizeStep,
+    RecoverStep,
+    StepSpec,
+    StructureStep,
+    Unit,
+)
+
+
+class StepError(GreenpruneError, RuntimeError):
+    """A step cannot run on this model / task; the message names the step and why."""
+
+
+class StepUnavailableError(StepError):
+    """A step's area (module) is not part of this installation yet."""
+
+
+def need(module: str, *names: str, step: str) -> Any:
+    """Import `names` from `module`, or fail saying which step needed what."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise StepUnavailableError(f"step {step!r} needs {module}, which is not available here ({exc})") from exc
+    missing = [n for n in names if not hasattr(mod, n)]
+    if missing:
+        raise StepUnavailableError(f"step {step!r} needs {module}.{', '.join(missing)}, which is not available here")
+    values = [getattr(mod, n) for n in names]
+    return values[0] if len(values) == 1 else values
+
+
+@dataclass
+class State:
+    """What flows between steps of one pipeline."""
+
+    unit: Unit
+    model: nn.Module
+    tokenizer: Any
+    task: Any  # greenprune.tasks Task
+    splits: Any  # greenprune.tasks Splits
+    label: str = "baseline"
+    baseline: nn.Module | None = None  # the model before the first modifying step
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # stack label → quality metrics
+    plugins: list[StepSpec] = field(default_factory=list)  # attached transforms not baked into weights (ALPINE)
+    quantized: bool = False
+
+    @property
+    def model_name(self) -> str:
+        return self.unit.spec.model
+
+
+@dataclass
+class StepContext:
+    index: int
+    label: str  # stack label after this step
+    out_dir: Path  # the step's (temporary) folder; renamed into place when the step succeeds
+    run_dir: Path
+    command: str = ""
+
+
+@dataclass
+class StepOutput:
+    record: ResultRecord | Comparison
+    checkpoint: str | None = None  # folder (relative to the step folder) of a plain HF checkpoint
+
+
+StepFn = Callable[[State, Any, StepContext], StepOutput]
+RestoreFn = Callable[[State, Any, Path, ResultRecord | Comparison], None]
+
+
+@dataclass(frozen=True)
+class StepKind:
+    name: str
+    run: StepFn
+    restore: str  # "checkpoint" | "replay" | "none"
+    area: str  # module it needs (for preflight messages)
+    modifies: bool  # changes the model (the baseline is snapshotted before the first such step)
+    on_restore: Callable[[State, ResultRecord | Comparison], None] | None = None
+
+
+REGISTRY: dict[str, StepKind] = {}
+
+
+def register_step(
+    name: str, run: StepFn, restore: str, area: str, *, modifies: bool,
+    on_restore: Callable[[State, ResultRecord | Comparison], None] | None = None,
+) -> None:
+    """Add (or replace) a step kind; the recipe schema must know its options model."""
+    if restore not in ("checkpoint", "replay", "none"):
+        raise ValueError(f"restore must be checkpoint, replay or none, not {restore!r}")
+    REGISTRY[name] = StepKind(name, run, restore, area, modifies, on_restore)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _options(opts: BaseModel) -> dict[str, Any]:
+    return opts.model_dump(mode="json")
+
+
+def _record(state: State, kind: str, opts: BaseModel, ctx: StepContext, **kwargs: Any) -> ResultRecord:
+    return ResultRecord(
+        model=state.model_name, method=kind, config={"label": ctx.label, **_options(opts)},
+        task=state.unit.spec.task, command=ctx.command, **kwargs,
+    )
+
+
+def _eval_examples(state: State, limit: int | None) -> list[Any]:
+    examples = state.splits.test or state.splits.valid
+    if not examples:
+        raise StepError(f"task {state.unit.spec.task!r}: the data has no test or valid examples to evaluate on")
+    return list(examples[:limit] if limit else examples)
+
+
+def _with_plugins_detached(state: State, action: Callable[[], Any]) -> Any:
+    """Run `action` with ALPINE switched off (checkpoints and structural surgery want the plain HF model)."""
+    if not state.plugins:
+        return action()
+    detach = need("greenprune.tokens", "detach", step="alpine")
+    detach(state.model)
+    try:
+        return action()
+    finally:
+        for plugin in state.plugins:
+            _attach_alpine(state, plugin.alpine)
+
+
+def save_checkpoint(state: State, folder: Path) -> None:
+    """A plain HF checkpoint (safetensors + tokenizer) that `from_pretrained` reloads without greenprune."""
+    if state.quantized:
+        raise StepError("a dynamically quantised model has no plain HF checkpoint; quantize should be a late step")
+
+    def save() -> None:
+        state.model.save_pretrained(folder, safe_serialization=True)
+        state.tokenizer.save_pretrained(folder)
+
+    _with_plugins_detached(state, save)
+
+
+def load_checkpoint(state: State, folder: Path) -> None:
+    from greenprune.models import load_model
+
+    loaded = load_model(folder, task=state.unit.spec.task)
+    state.model, state.tokenizer = loaded.model, loaded.tokenizer
+    for plugin in state.plugins:
+        _attach_alpine(state, plugin.alpine)
+
+
+def snapshot_baseline(state: State) -> None:
+    """Keep a copy of the model before it is first changed: every later stack is measured against it."""
+    if state.baseline is None:
+        state.baseline = copy.deepcopy(state.model)
+        state.baseline.eval()
+
+
+# ---------------------------------------------------------------- finetune / recover
+
+
+def run_finetune(state: State, opts: FinetuneStep, ctx: StepContext) -> StepOutput:
+    train_config_cls = need("greenprune.tasks", "TrainConfig", step="finetune")
+    splits = state.splits
+    if opts.limit or state.unit.spec.data.limit_train:
+        limit = opts.limit or state.unit.spec.data.limit_train
+        splits = copy.copy(splits)
+        splits.train = list(splits.train[:limit])
+    if not splits.train:
+        raise StepError(f"finetune: task {state.unit.spec.task!r} has no training examples in this data")
+    config = train_config_cls(
+        epochs=opts.epochs, lr=opts.lr, batch_size=opts.batch_size, max_length=opts.max_length,
+        seed=state.unit.seed, eval_limit=state.unit.spec.data.limit_eval,
+    )
+    start = time.perf_counter()
+    result = state.task.finetune(state.model, state.tokenizer, splits, config)
+    state.model = result.model
+    state.model.eval()
+    save_checkpoint(state, ctx.out_dir / "model")
+    metrics = {f"valid.{k}": float(v) for k, v in result.best_metrics.items()}
+    metrics["train_seconds"] = time.perf_counter() - start
+    record = _record(state, "finetune", opts, ctx, metrics=metrics, artifacts={"checkpoint": "model"},
+                     notes=[f"best step {result.best_step}; {len(splits.train)} training examples"])
+    return StepOutput(record, checkpoint="model")
+
+
+def run_recover(state: State, opts: RecoverStep, ctx: StepContext) -> StepOutput:
+    recover = need("greenprune.recover", "recover", "RecoveryConfig", step="recover")
+    fn, config_cls = recover
+    if state.quantized:
+        raise StepError("recover: LoRA recovery needs float weights; put quantize after recover")
+    config = config_cls(r=opts.r, alpha=opts.alpha, epochs=opts.epochs, lr=opts.lr, batch_size=opts.batch_size,
+                        max_length=opts.max_length, seed=state.unit.seed)
+    splits = state.splits
+    limit = opts.limit or state.unit.spec.data.limit_train
+    train = list(splits.train[:limit] if limit else splits.train)
+    start = time.perf_counter()
+
+    def go() -> Any:
+        return fn(state.model, state.tokenizer, train, config, task=state.task)
+
+    result = _with_plugins_detached(state, go)
+    state.model = getattr(result, "model", result)
+    state.model.eval()
+    save_checkpoint(state, ctx.out_dir / "model")
+    return StepOutput(
+        _record(state, "recover", opts, ctx, metrics={"train_seconds": time.perf_counter() - start},
+                artifacts={"checkpoint": "model"}),
+        checkpoint="model",
+    )
+
+
+# ---------------------------------------------------------------- ALPINE
+
+
+def _attach_alpine(state: State, opts: AlpineStep) -> None:
+    attach, config_cls = need("greenprune.tokens", "attach", "AlpineConfig", step="alpine")
+    config = config_cls(layers=opts.layers, alpha=opts.alpha, rule=opts.rule, ratio=opts.ratio, merge=opts.merge)
+    attach(state.model, config, tokenizer=state.tokenizer)
+
+
+def run_alpine(state: State, opts: AlpineStep, ctx: StepContext) -> StepOutput:
+    _attach_alpine(state, opts)
+    state.plugins.append(StepSpec(alpine=opts))
+    return StepOutput(_record(state, "alpine", opts, ctx, notes=["attached in memory; replayed on resume"]))
+
+
+# ---------------------------------------------------------------- weights
+
+
+def run_prune(state: State, opts: PruneStep, ctx: StepContext) -> StepOutput:
+    prune, config_cls, make_permanent = need(
+        "greenprune.weights", "prune", "WeightPruningConfig", "make_permanent", step="prune"
+    )
+    if state.quantized:
+        raise StepError("prune: the model is already quantised; put quantize after prune")
+    config = config_cls(method=opts.method, scope=opts.scope, granularity=opts.granularity, sparsity=opts.sparsity,
+                        seed=state.unit.seed)
+    report = prune(state.model, config)
+    if opts.permanent:
+        make_permanent(state.model)
+    save_checkpoint(state, ctx.out_dir / "model")
+    metrics = {"sparsity_targeted": float(report.sparsity), "sparsity_model": float(report.model_sparsity)}
+    return StepOutput(
+        _record(state, "prune", opts, ctx, metrics=metrics, artifacts={"checkpoint": "model"}), checkpoint="model"
+    )
+
+
+# ---------------------------------------------------------------- structure
+
+
+def _calibration_batches(state: State, count: int, max_length: int = 256) -> list[dict[str, Any]]:
+    pool = list(state.splits.train) or list(state.splits.valid) or list(state.splits.test)
+    if not pool:
+        raise StepError("structure: no examples to calibrate on")
+    examples = pool[:count]
+    return list(state.task.batches(state.tokenizer, examples, batch_size=min(8, len(examples)), max_length=max_length))
+
+
+def run_structure(state: State, opts: StructureStep, ctx: StepContext) -> StepOutput:
+    if state.quantized:
+        raise StepError("structure: the model is already quantised; put quantize after structural pruning")
+    structure = importlib.import_module("greenprune.structure")
+    notes: list[str] = []
+    metrics: dict[str, float] = {}
+    before = sum(p.numel() for p in state.model.parameters())
+
+    def go() -> None:
+        batches = _calibration_batches(state, opts.calibration)
+        if opts.vocab:
+            fn, cfg = need("greenprune.structure", "prune_vocab", "VocabPruningConfig", step="structure.vocab")
+            texts = [e.text for e in [*state.splits.train, *state.splits.valid, *state.splits.test]]
+            result = fn(state.model, state.tokenizer, texts, cfg())
+            state.model, state.tokenizer = getattr(result, "model", state.model), getattr(
+                result, "tokenizer", state.tokenizer)
+            notes.append("vocabulary pruned to the tokens the task data uses")
+        if opts.layers:
+            fn, cfg = need("greenprune.structure", "prune_layers", "LayerPruningConfig", step="structure.layers")
+            result = fn(state.model, batches, cfg(n=opts.layers, metric=opts.layer_metric))
+            state.model = getattr(result, "model", state.model)
+            removed = getattr(result, "removed", None)
+            if removed is not None:
+                notes.append(f"removed layers {list(removed)}")
+        if opts.ffn:
+            fn, cfg = need("greenprune.structure", "prune_ffn", "FFNPruningConfig", step="structure.ffn")
+            result = fn(state.model, batches, cfg(ratio=opts.ffn))
+            state.model = getattr(result, "model", state.model)
+
+    del structure
+    _with_plugins_detached(state, go)
+    state.model.eval()
+    after = sum(p.numel() for p in state.model.parameters())
+    metrics["params_ratio"] = after / before
+    save_checkpoint(state, ctx.out_dir / "model")
+    return StepOutput(
+        _record(state, "structure", opts, ctx, metrics=metrics, notes=notes, artifacts={"checkpoint": "model"}),
+        checkpoint="model",
+    )
+
+
+# ---------------------------------------------------------------- quantize
+
+
+def _quantize(state: State, opts: QuantizeStep) -> None:
+    quantize = need("greenprune.quantize", "quantize", step="quantize")
+    state.model = quantize(state.model, opts.dtype)
+    state.model.eval()
+    state.quantized = opts.dtype == "int8"
+
+
+def run_quantize(state: State, opts: QuantizeStep, ctx: StepContext) -> StepOutput:
+    _quantize(state, opts)
+    return StepOutput(_record(state, "quantize", opts, ctx, notes=["applied in memory; replayed on resume"]))
+
+
+# ---------------------------------------------------------------- evaluate / measure
+
+
+def _task_for_evaluation(state: State, opts: EvaluateStep) -> tuple[Any, list[Any], str]:
+    if opts.task is None or opts.task == state.unit.spec.task:
+        limit = opts.limit or state.unit.spec.data.limit_eval
+        return state.task, _eval_examples(state, limit), state.unit.spec.task
+    get_task = need("greenprune.tasks", "get_task", step="evaluate")
+    task = get_task(opts.task)
+    data = state.unit.spec.data
+    splits = task.embedded(size=opts.size or data.size, seed=data.seed if data.seed is not None else state.unit.seed)
+    examples = splits.test or splits.valid
+    limit = opts.limit or state.unit.spec.data.limit_eval
+    return task, list(examples[:limit] if limit else examples), opts.task
+
+
+def run_evaluate(state: State, opts: EvaluateStep, ctx: StepContext) -> StepOutput:
+    task, examples, task_name = _task_for_evaluation(state, opts)
+    label = opts.label or ctx.label
+    start = time.perf_counter()
+    metrics = {f"{task_name}.{k}" if task_name != state.unit.spec.task else k: float(v)
+               for k, v in task.evaluate(state.model, state.tokenizer, examples).items()}
+    state.metrics.setdefault(label, {}).update(metrics)
+    record = _record(state, "evaluate", opts, ctx, metrics=metrics,
+                     notes=[f"{len(examples)} examples of {task_name}; {time.perf_counter() - start:.1f}s"])
+    record.config["label"] = label
+    record.task = task_name
+    return StepOutput(record)
+
+
+def restore_evaluate(state: State, record: ResultRecord | Comparison) -> None:
+    assert isinstance(record, ResultRecord)
+    state.metrics.setdefault(str(record.config.get("label", "baseline")), {}).update(record.metrics)
+
+
+def _measure_batches(state: State, opts: MeasureStep) -> list[dict[str, Any]]:
+    examples = _eval_examples(state, opts.batches * opts.batch_size)
+    batches = list(
+        state.task.batches(state.tokenizer, examples, batch_size=opts.batch_size, max_length=opts.max_length)
+    )
+    return [{k: v for k, v in b.items() if k != "labels"} for b in batches[: opts.batches]]
+
+
+def run_measure(state: State, opts: MeasureStep, ctx: StepContext) -> StepOutput:
+    from greenprune.recipe.profile import profile_metrics
+
+    measure_cost, compare = need("greenprune.measure", "measure_cost", "compare", step="measure")
+    label = opts.label or ctx.label
+    batches = _measure_batches(state, opts)
+    quality = dict(state.metrics.get(label, {}))
+    country = state.unit.country
+    if state.baseline is None:  # nothing changed yet: this is the baseline's own cost
+        cost = measure_cost(state.model, batches, passes=opts.rounds, energy=opts.energy, country=country)
+        metrics = {**quality, **profile_metrics(state.model, batches)}
+        record = _record(state, "baseline", opts, ctx, metrics=metrics, cost=cost)
+        record.config["label"] = label
+        return StepOutput(record)
+    base_quality = dict(state.metrics.get("baseline", {}))
+    shared = sorted(set(base_quality) & set(quality))
+    comparison = compare(
+        state.baseline, state.model, batches,
+        names=(state.model_name, state.model_name), methods=("baseline", label),
+        configs=({"label": "baseline"}, {"label": label, "stack": [s.kind for s in state.unit.spec.steps]}),
+        metrics=({k: base_quality[k] for k in shared}, {k: quality[k] for k in shared}) if shared else None,
+        task=state.unit.spec.task, rounds=opts.rounds, energy=opts.energy, country=country,
+    )
+    # quality not shared by both sides is still worth keeping in the records
+    comparison.baseline.metrics.update(base_quality)
+    comparison.candidate.metrics.update(quality)
+    comparison.baseline.metrics.update(profile_metrics(state.baseline, batches))
+    comparison.candidate.metrics.update(profile_metrics(state.model, batches))
+    comparison.candidate.command = comparison.baseline.command = ctx.command
+    return StepOutput(comparison)
+
+
+register_step("finetune", run_finetune, "checkpoint", "greenprune.tasks", modifies=False)
+register_step("alpine", run_alpine, "replay", "greenprune.tokens", modifies=True)
+register_step("prune", run_prune, "checkpoint", "greenprune.weights", modifies=True)
+register_step("structure", run_structure, "checkpoint", "greenprune.structure", modifies=True)
+register_step("quantize", run_quantize, "replay", "greenprune.quantize", modifies=True)
+register_step("recover", run_recover, "checkpoint", "greenprune.recover", modifies=True)
+register_step("evaluate", run_evaluate, "none", "greenprune.tasks", modifies=False, on_restore=restore_evaluate)
+register_step("measure", run_measure, "none", "greenprune.measure", modifies=False)
+
+
+def replay(state: State, step: StepSpec, ctx: StepContext, record: ResultRecord | Comparison) -> None:
+    """Bring `state` to where it was after a finished step, without redoing its expensive work.
+
+    `ctx.out_dir` is the finished step's folder (checkpoints are read from it, never written).
+    """
+    kind = REGISTRY[step.kind]
+    if kind.modifies:
+        snapshot_baseline(state)
+    if kind.restore == "checkpoint":
+        load_checkpoint(state, ctx.out_dir / "model")
+    elif kind.restore == "replay":
+        kind.run(state, step.options, ctx)  # cheap and deterministic; its record is the one on disk
+    if kind.on_restore is not None:
+        kind.on_restore(state, record)
+
+
+__all__ = [
+    "REGISTRY", "State", "StepContext", "StepError", "StepKind", "StepOutput", "StepUnavailableError", "need",
+    "register_step", "replay", "save_checkpoint", "snapshot_baseline",
+]

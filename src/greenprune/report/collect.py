@@ -1,0 +1,140 @@
+"""Turn the records of one or more run folders into report rows (one row per measured stack).
+
+Reports are built from records only, so `greenprune report RUN_DIR...` can rebuild or merge them at any time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from greenprune.errors import GreenpruneError
+from greenprune.measure.records import Comparison, CostRecord, ResultRecord
+from greenprune.recipe.profile import split_profile
+
+# quality metrics where smaller is better (everything else: larger is better)
+LOWER_IS_BETTER = ("perplexity", "loss", "ppl")
+# which metric a row reports first, when several are present
+PREFERRED_METRICS = ("f1", "accuracy", "acc", "pass@1", "bleu", "perplexity")
+
+
+class ReportError(GreenpruneError, ValueError):
+    """Nothing to report from the given folders."""
+
+
+def lower_is_better(metric: str) -> bool:
+    return any(word in metric.lower() for word in LOWER_IS_BETTER)
+
+
+@dataclass
+class Row:
+    """One stack of one unit: its record, its baseline's record and the ratios measured beside them."""
+
+    run: str
+    unit: str
+    pipeline: str
+    point: dict[str, Any]
+    label: str
+    model: str
+    task: str | None
+    record: ResultRecord
+    baseline: ResultRecord
+    ratios: dict[str, float] = field(default_factory=dict)
+    verdict: str = ""
+    step: int = 0
+
+    @property
+    def quality(self) -> dict[str, float]:
+        return split_profile(self.record.metrics)[0]
+
+    @property
+    def baseline_quality(self) -> dict[str, float]:
+        return split_profile(self.baseline.metrics)[0]
+
+    @property
+    def profile(self) -> dict[str, dict[str, float]]:
+        return split_profile(self.record.metrics)[1]
+
+    @property
+    def cost(self) -> CostRecord | None:
+        return self.record.cost
+
+    def primary_metric(self) -> str | None:
+        names = [k for k in self.quality if not k.endswith("_seconds")]
+        for preferred in PREFERRED_METRICS:
+            for name in names:
+                if name == preferred or name.endswith("." + preferred):
+                    return name
+        return names[0] if names else None
+
+    def quality_ratio(self, metric: str) -> float | None:
+        base, cand = self.baseline_quality.get(metric), self.quality.get(metric)
+        if base is None or cand is None or base == 0:
+            return None
+        return cand / base
+
+    @property
+    def stack_id(self) -> str:
+        return f"{self.unit}:{self.label}"
+
+
+def _unit_rows(run_dir: Path, unit: Any, unit_dir: Path) -> list[Row]:
+    from greenprune.recipe.runner import finished_steps
+
+    rows: list[Row] = []
+    baseline_record: ResultRecord | None = None
+    for result in finished_steps(unit_dir):
+        rec = result.record
+        common = dict(run=run_dir.name, unit=unit.id, pipeline=unit.pipeline, point=unit.point,
+                      model=unit.spec.model, step=result.index)
+        if isinstance(rec, ResultRecord) and rec.method == "baseline" and rec.cost is not None:
+            baseline_record = rec
+            ratios = {k: 1.0 for k in ("flops_per_sample", "latency_p50_s", "params_total", "throughput_samples_s")}
+            rows.append(Row(label=str(rec.config.get("label", "baseline")), task=rec.task, record=rec, baseline=rec,
+                            ratios=ratios, verdict="baseline", **common))
+        elif isinstance(rec, Comparison):
+            if baseline_record is None:  # the comparison carries its own baseline measurement
+                baseline_record = rec.baseline
+            rows.append(Row(label=str(rec.candidate.config.get("label", rec.candidate.method)), task=rec.candidate.task,
+                            record=rec.candidate, baseline=rec.baseline, ratios=dict(rec.ratios),
+                            verdict=rec.verdict, **common))
+    return rows
+
+
+def collect(run_dirs: list[str | os.PathLike[str]]) -> list[Row]:
+    """Rows of every measured stack in the given run folders, in run / unit / step order."""
+    from greenprune.recipe.runner import load_run, unit_folder
+
+    rows: list[Row] = []
+    for run_dir in run_dirs:
+        run_dir = Path(run_dir)
+        _recipe, units = load_run(run_dir)
+        for unit in units:
+            unit_dir = unit_folder(run_dir, unit)
+            if unit_dir.is_dir():
+                rows.extend(_unit_rows(run_dir, unit, unit_dir))
+    if not rows:
+        raise ReportError(
+            f"no measured stacks in {', '.join(str(d) for d in run_dirs)}: a recipe needs `measure` steps to report"
+        )
+    return rows
+
+
+def pareto_front(points: list[tuple[float, float]], higher_quality_better: bool = True) -> list[int]:
+    """Indices of the points no other point beats on both cost (lower) and quality; sorted by cost."""
+    front = []
+    for i, (cost_i, q_i) in enumerate(points):
+        dominated = False
+        for j, (cost_j, q_j) in enumerate(points):
+            if i == j:
+                continue
+            better_q = q_j >= q_i if higher_quality_better else q_j <= q_i
+            strictly = cost_j < cost_i or (q_j > q_i if higher_quality_better else q_j < q_i)
+            if cost_j <= cost_i and better_q and strictly:
+                dominated = True
+                break
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])

@@ -1,0 +1,190 @@
+"""The comparison table (markdown, rich, HTML) and the report files: report.md and one self-contained report.html
+(plots embedded as base64 PNG, no external resources) that opens offline in any browser."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from greenprune._utils import atomic_write_text
+from greenprune.report.collect import Row, collect
+from greenprune.report.plots import make_plots, quality_retained
+
+# (ratio key, column title); every ratio is candidate / baseline measured in the same process
+RATIO_COLUMNS = (
+    ("flops_per_sample", "FLOPs ×"),
+    ("latency_p50_s", "latency p50 ×"),
+    ("throughput_samples_s", "throughput ×"),
+    ("params_total", "params ×"),
+    ("checkpoint_bytes", "bytes ×"),
+    ("peak_memory_bytes", "peak mem ×"),
+    ("energy_kwh", "energy ×"),
+)
+HEADERS = ("unit", "stack", "quality", "quality kept", *(t for _, t in RATIO_COLUMNS), "verdict")
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _fmt_metric(row: Row) -> str:
+    metric = row.primary_metric()
+    if metric is None:
+        return "–"
+    return f"{metric}={row.quality[metric]:.4g}"
+
+
+def table_rows(rows: list[Row]) -> list[list[str]]:
+    out = []
+    for row in rows:
+        kept = quality_retained(row)
+        out.append([
+            row.unit, row.label, _fmt_metric(row), _fmt_ratio(kept[1] if kept else None),
+            *(_fmt_ratio(row.ratios.get(key)) for key, _ in RATIO_COLUMNS),
+            row.verdict.split(":")[0] if row.verdict else "",
+        ])
+    return out
+
+
+def markdown_table(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for cells in table_rows(rows):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def rich_table(rows: list[Row], title: str = "every stack vs its baseline (ratios = candidate / baseline)"):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, header in enumerate(HEADERS):
+        table.add_column(header, justify="right" if i >= 3 else "left", overflow="fold")
+    for cells in table_rows(rows):
+        table.add_row(*cells)
+    return table
+
+
+@dataclass
+class Report:
+    folder: Path
+    markdown: Path
+    html: Path
+    plots: dict[str, Path]
+    rows: list[Row]
+
+
+def _runs_summary(run_dirs: list[Path]) -> list[str]:
+    out = []
+    for run_dir in run_dirs:
+        resolved = json.loads((run_dir / "resolved.json").read_text(encoding="utf-8"))
+        out.append(f"{run_dir.name}: recipe {resolved['recipe']['name']!r} from {resolved.get('source') or '?'}, "
+                   f"{len(resolved['units'])} unit(s), started {resolved.get('created', '?')}")
+    return out
+
+
+def _emissions(run_dirs: list[Path]) -> list[str]:
+    out = []
+    for run_dir in run_dirs:
+        for csv in sorted(run_dir.glob("units/*/emissions.csv")):
+            lines = csv.read_text(encoding="utf-8").strip().splitlines()
+            if len(lines) < 2:
+                continue
+            header = lines[0].split(",")
+            try:
+                e_idx, k_idx = header.index("emissions"), header.index("energy_consumed")
+            except ValueError:
+                continue
+            co2 = kwh = 0.0
+            for line in lines[1:]:
+                cells = line.split(",")
+                try:
+                    co2 += float(cells[e_idx])
+                    kwh += float(cells[k_idx])
+                except (ValueError, IndexError):
+                    continue
+            out.append(f"{run_dir.name}/{csv.parent.name}: {kwh * 1000:.3f} Wh, {co2 * 1000:.3f} g CO2 "
+                       f"(whole unit incl. fine-tuning; codecarbon, {len(lines) - 1} session(s))")
+    return out
+
+
+def build_report(run_dirs: list[str | os.PathLike[str]], out_dir: str | os.PathLike[str]) -> Report:
+    """Write report.md, report.html and plots/*.png for the runs' records into `out_dir`."""
+    run_dirs = [Path(d) for d in run_dirs]
+    out_dir = Path(out_dir)
+    rows = collect(run_dirs)
+    plots = make_plots(rows, out_dir / "plots")
+    runs = _runs_summary(run_dirs)
+    emissions = _emissions(run_dirs)
+    notes = sorted({row.verdict for row in rows if row.verdict and row.verdict != "baseline"})
+    created = datetime.now().isoformat(timespec="seconds")
+
+    md = ["# greenprune report", "", f"Generated {created} from records of:", ""]
+    md += [f"- {r}" for r in runs]
+    md += ["", "## Every stack vs its baseline", "",
+           "Ratios are candidate / baseline, both measured in the same process, interleaved. "
+           "*quality kept* is the primary metric relative to the baseline (inverted for perplexity, so >1 is better).",
+           "", markdown_table(rows), ""]
+    if notes:
+        md += ["Latency verdicts:", ""] + [f"- {n}" for n in notes] + [""]
+    if emissions:
+        md += ["## Energy of the runs (codecarbon)", ""] + [f"- {e}" for e in emissions] + [""]
+    md += ["## Plots", ""]
+    md += [f"![{title}](plots/{name})" for name, (title, _p) in plots.items()]
+    md_path = atomic_write_text(out_dir / "report.md", "\n".join(md) + "\n")
+
+    html_path = atomic_write_text(out_dir / "report.html", _html(rows, plots, runs, emissions, notes, created))
+    return Report(out_dir, md_path, html_path, {k: p for k, (_t, p) in plots.items()}, rows)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px}
+th{background:#f0f4f0}td.num{text-align:right;font-variant-numeric:tabular-nums}
+figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}figcaption{color:#555;font-size:13px}
+.better{background:#e6f5e6}.worse{background:#fbeaea}
+"""
+
+
+def _cell_class(header: str, text: str) -> str:
+    try:
+        value = float(text)
+    except ValueError:
+        return ""
+    if header == "quality kept" or header.startswith("throughput"):
+        return "num better" if value > 1 else ("num worse" if value < 1 else "num")
+    return "num better" if value < 1 else ("num worse" if value > 1 else "num")
+
+
+def _html(rows: list[Row], plots: dict[str, tuple[str, Path]], runs: list[str], emissions: list[str],
+          notes: list[str], created: str) -> str:
+    esc = html.escape
+    parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>", "<title>greenprune report</title>",
+             f"<style>{_CSS}</style></head><body>", "<h1>greenprune report</h1>",
+             f"<p>Generated {esc(created)} from records of:</p><ul>"]
+    parts += [f"<li>{esc(r)}</li>" for r in runs]
+    parts += ["</ul>", "<h2>Every stack vs its baseline</h2>",
+              "<p>Ratios are candidate / baseline measured in the same process, interleaved; green is better.</p>",
+              "<table id='comparison'><thead><tr>"]
+    parts += [f"<th>{esc(h)}</th>" for h in HEADERS]
+    parts.append("</tr></thead><tbody>")
+    for cells in table_rows(rows):
+        parts.append("<tr>" + "".join(
+            f"<td class='{_cell_class(h, c)}'>{esc(c)}</td>" for h, c in zip(HEADERS, cells, strict=True)) + "</tr>")
+    parts.append("</tbody></table>")
+    if notes:
+        parts += ["<h3>Latency verdicts</h3><ul>"] + [f"<li>{esc(n)}</li>" for n in notes] + ["</ul>"]
+    if emissions:
+        parts += ["<h2>Energy of the runs (codecarbon)</h2><ul>"] + [f"<li>{esc(e)}</li>" for e in emissions]
+        parts.append("</ul>")
+    parts.append("<h2>Plots</h2>")
+    for name, (title, path) in plots.items():
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        parts.append(f"<figure><img alt='{esc(title)}' data-plot='{esc(name)}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>{esc(title)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
