@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "greenprune.commands.models",
     "greenprune.commands.measure",
     "greenprune.commands.demo",
+    "greenprune.commands.recipe",
 ]
 
 for _name in COMMAND_MODULES:
