@@ -7,6 +7,7 @@ run folder must be on storage the workers share (a local Ray instance, or a shar
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,25 +30,29 @@ class SequentialExecutor:
         return [run_unit(run_dir, unit, command) for unit in units]
 
 
-def _ray_unit(run_dir: str, unit_json: str, command: str) -> str:
+def _ray_unit(run_dir: str, unit_json: str, command: str, setup: Callable[[], None] | None) -> str:
     """Body of one Ray task: run one unit in the shared run folder and return its folder."""
     os.environ.setdefault("GREENPRUNE_NO_PROGRESS", "1")  # workers' stderr is interleaved: keep it readable
     from greenprune.commands._common import quiet_libraries
     from greenprune.recipe.runner import run_unit
 
     quiet_libraries()
+    if setup is not None:
+        setup()
     return str(run_unit(Path(run_dir), Unit.model_validate_json(unit_json), command, progress=False))
 
 
 class RayExecutor:
     """One Ray task per unit; results gathered when all finish. `address=None` joins a running local instance
-    (or starts one); `address="auto"` / `"ray://host:10001"` joins a cluster."""
+    (or starts one); `address="auto"` / `"ray://host:10001"` joins a cluster. `worker_setup` runs in each task
+    before its unit (e.g. to register custom tasks or steps on the workers)."""
 
     name = "ray"
 
     def __init__(self, address: str | None = None, num_cpus_per_task: float = 1.0,
-                 init_kwargs: dict[str, Any] | None = None) -> None:
+                 init_kwargs: dict[str, Any] | None = None, worker_setup: Callable[[], None] | None = None) -> None:
         self.address = address
+        self.worker_setup = worker_setup
         self.num_cpus_per_task = num_cpus_per_task
         self.init_kwargs = init_kwargs or {}
 
@@ -68,7 +73,8 @@ class RayExecutor:
 
         ray = self._ray()
         task = ray.remote(num_cpus=self.num_cpus_per_task, max_retries=0)(_ray_unit)
-        refs = {task.remote(str(Path(run_dir).resolve()), u.model_dump_json(), command): u for u in units}
+        folder = str(Path(run_dir).resolve())
+        refs = {task.remote(folder, u.model_dump_json(), command, self.worker_setup): u for u in units}
         done: list[Path] = []
         failures: list[str] = []
         pending = list(refs)

@@ -34,7 +34,7 @@ from greenprune._utils import atomic_directory, atomic_write_text, seed_everythi
 from greenprune.errors import GreenpruneError
 from greenprune.measure.records import Comparison, ResultRecord, load_json, save_json
 from greenprune.recipe.schema import Recipe, RecipeError, Unit, expand, load_recipe, parse_recipe, step_labels
-from greenprune.recipe.steps import REGISTRY, State, StepContext, StepError, need, replay, snapshot_baseline
+from greenprune.recipe.steps import REGISTRY, State, StepContext, StepError, replay, resolve_task, snapshot_baseline
 
 STEP_DIR_RE = re.compile(r"^(\d{2,})-([a-z]+)$")
 log = logging.getLogger(__name__)
@@ -135,13 +135,12 @@ def _clean_partial(unit_dir: Path) -> list[str]:
 def _load_state(unit: Unit) -> State:
     from greenprune.models import load_model
 
-    get_task = need("greenprune.tasks", "get_task", step="data")
     spec = unit.spec
-    task = get_task(spec.task)
+    task = resolve_task(spec.task)
     seed = spec.data.seed if spec.data.seed is not None else unit.seed
     splits = task.embedded(size=spec.data.size, seed=seed) if spec.data.source == "embedded" else task.load(
         spec.data.source)
-    loaded = load_model(spec.model, task=spec.task)
+    loaded = load_model(spec.model, task=getattr(task, "head", None) or spec.task)
     return State(unit=unit, model=loaded.model, tokenizer=loaded.tokenizer, task=task, splits=splits)
 
 

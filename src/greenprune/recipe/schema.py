@@ -151,6 +151,8 @@ class StepSpec(_Strict):
                 raise ValueError(f"unknown step {data!r}; expected one of: {', '.join(STEP_KINDS)}")
             return {data: {}}
         if isinstance(data, dict):
+            if len(data) > 1:  # a dumped StepSpec lists every kind, the unused ones as None
+                data = {k: v for k, v in data.items() if v is not None}
             unknown = [k for k in data if k not in STEP_KINDS]
             if unknown:
                 raise ValueError(f"unknown step {unknown[0]!r}; expected one of: {', '.join(STEP_KINDS)}")

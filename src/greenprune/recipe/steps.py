@@ -56,6 +56,25 @@ def need(module: str, *names: str, step: str) -> Any:
     return values[0] if len(values) == 1 else values
 
 
+# extra task sources tried before greenprune.tasks (custom tasks of a user, toy tasks of tests)
+TASK_PROVIDERS: list[Callable[[str], Any]] = []
+
+
+def register_task_provider(provider: Callable[[str], Any]) -> None:
+    """Let recipes name tasks greenprune does not ship: `provider(name)` returns a Task or None."""
+    if provider not in TASK_PROVIDERS:
+        TASK_PROVIDERS.append(provider)
+
+
+def resolve_task(name: str) -> Any:
+    for provider in TASK_PROVIDERS:
+        task = provider(name)
+        if task is not None:
+            return task
+    get_task = need("greenprune.tasks", "get_task", step="task")
+    return get_task(name)
+
+
 @dataclass
 class State:
     """What flows between steps of one pipeline."""
@@ -167,7 +186,7 @@ def save_checkpoint(state: State, folder: Path) -> None:
 def load_checkpoint(state: State, folder: Path) -> None:
     from greenprune.models import load_model
 
-    loaded = load_model(folder, task=state.unit.spec.task)
+    loaded = load_model(folder, task=getattr(state.task, "head", None) or state.unit.spec.task)
     state.model, state.tokenizer = loaded.model, loaded.tokenizer
     for plugin in state.plugins:
         _attach_alpine(state, plugin.alpine)
@@ -184,7 +203,7 @@ def snapshot_baseline(state: State) -> None:
 
 
 def run_finetune(state: State, opts: FinetuneStep, ctx: StepContext) -> StepOutput:
-    train_config_cls = need("greenprune.tasks", "TrainConfig", step="finetune")
+    train_config_cls = need("greenprune.tasks.base", "TrainConfig", step="finetune")
     splits = state.splits
     if opts.limit or state.unit.spec.data.limit_train:
         limit = opts.limit or state.unit.spec.data.limit_train
@@ -344,8 +363,7 @@ def _task_for_evaluation(state: State, opts: EvaluateStep) -> tuple[Any, list[An
     if opts.task is None or opts.task == state.unit.spec.task:
         limit = opts.limit or state.unit.spec.data.limit_eval
         return state.task, _eval_examples(state, limit), state.unit.spec.task
-    get_task = need("greenprune.tasks", "get_task", step="evaluate")
-    task = get_task(opts.task)
+    task = resolve_task(opts.task)
     data = state.unit.spec.data
     splits = task.embedded(size=opts.size or data.size, seed=data.seed if data.seed is not None else state.unit.seed)
     examples = splits.test or splits.valid
@@ -440,5 +458,5 @@ def replay(state: State, step: StepSpec, ctx: StepContext, record: ResultRecord 
 
 __all__ = [
     "REGISTRY", "State", "StepContext", "StepError", "StepKind", "StepOutput", "StepUnavailableError", "need",
-    "register_step", "replay", "save_checkpoint", "snapshot_baseline",
+    "register_step", "register_task_provider", "replay", "resolve_task", "save_checkpoint", "snapshot_baseline",
 ]

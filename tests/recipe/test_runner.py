@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from greenprune.measure.records import Comparison, ResultRecord
+from greenprune.recipe import RunError, resume_run, run_recipe
+from greenprune.recipe.runner import finished_steps, new_run_dir, run_lock
+
+from . import toy
+
+RECIPE = """\
+name: toyrun
+model: tiny-bert
+task: toy
+data: {size: 48}
+energy: {track: false}
+steps:
+  - finetune: {epochs: 1, batch_size: 8, max_length: 48, lr: 0.001}
+  - evaluate
+  - measure: {batches: 2, batch_size: 4, max_length: 48, rounds: 1, energy: false}
+  - alpine: {layers: even, alpha: 0.5}
+  - prune: {sparsity: 0.3, method: l1}
+  - evaluate
+  - measure: {batches: 2, batch_size: 4, max_length: 48, rounds: 1, energy: false}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _toy_task():
+    toy.setup()
+
+
+def _records(run_dir: Path) -> list[ResultRecord | Comparison]:
+    unit_dir = next((run_dir / "units").iterdir())
+    return [s.record for s in finished_steps(unit_dir)]
+
+
+def _stable(record: ResultRecord | Comparison) -> object:
+    """What must be identical between two runs of the same recipe (not timings, dates or notes)."""
+    if isinstance(record, Comparison):
+        return (_stable(record.baseline), _stable(record.candidate))
+    cost = record.cost
+    return (record.method, record.config, record.task, {k: v for k, v in record.metrics.items()
+                                                         if not k.endswith("_seconds")},
+            None if cost is None else (cost.params_total, cost.flops_per_sample, cost.tokens))
+
+
+def test_run_writes_folder_records_checkpoints_and_report(tmp_path):
+    path = tmp_path / "toy.yaml"
+    path.write_text(RECIPE)
+    run_dir = run_recipe(path, root=tmp_path / "runs")
+    assert run_dir.parent == tmp_path / "runs" and run_dir.name.startswith("toyrun-")
+    assert (run_dir / "recipe.yaml").read_text() == RECIPE
+    resolved = json.loads((run_dir / "resolved.json").read_text())
+    assert resolved["units"][0]["id"] == "toyrun"
+    unit_dir = run_dir / "units" / "toyrun"
+    steps = finished_steps(unit_dir)
+    assert [s.kind for s in steps] == ["finetune", "evaluate", "measure", "alpine", "prune", "evaluate", "measure"]
+    # the fine-tuned and the pruned model are plain HF checkpoints
+    from transformers import AutoModelForSequenceClassification
+
+    pruned = AutoModelForSequenceClassification.from_pretrained(steps[4].folder / "model")
+    zeros = sum(int((p == 0).sum()) for n, p in pruned.named_parameters() if "encoder" in n and "weight" in n)
+    assert zeros > 0
+    base, cand = steps[2].record, steps[6].record
+    assert isinstance(base, ResultRecord) and base.method == "baseline" and base.cost is not None
+    assert isinstance(cand, Comparison) and cand.candidate.config["label"] == "alpine(even)+l1-30%"
+    assert "accuracy" in cand.candidate.metrics and "accuracy" in cand.baseline.metrics
+    assert cand.ratios["flops_per_sample"] < 1.0  # ALPINE on even layers shortens later layers
+    seq = [cand.candidate.metrics[f"profile.seq_len.L{i:02d}"] for i in range(4)]
+    assert seq[1] < seq[0]
+    assert cand.candidate.metrics["profile.sparsity.L00"] > 0.2
+    assert (run_dir / "report" / "report.html").is_file() and (run_dir / "report" / "report.md").is_file()
+    assert (unit_dir / "DONE").is_file()
+
+
+def test_killed_mid_step_resumes_to_the_same_records(tmp_path):
+    path = tmp_path / "toy.yaml"
+    path.write_text(RECIPE)
+    reference = run_recipe(path, root=tmp_path / "ref", report=False)
+
+    # a real SIGKILL in the middle of step 4 (prune), after it wrote part of its output
+    script = f"""
+import os, signal, sys
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from recipe import toy
+toy.setup()
+from greenprune.recipe import steps, run_recipe
+original = steps.REGISTRY["prune"].run
+def dying(state, opts, ctx):
+    original(state, opts, ctx)  # writes its checkpoint into the temporary folder
+    os.kill(os.getpid(), signal.SIGKILL)
+steps.register_step("prune", dying, "checkpoint", "greenprune.weights", modifies=True)
+run_recipe({str(path)!r}, root={str(tmp_path / "killed")!r}, report=False)
+"""
+    env = {**os.environ, "GREENPRUNE_NO_PROGRESS": "1"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    killed = next((tmp_path / "killed").iterdir())
+    unit_dir = killed / "units" / "toyrun"
+    assert [s.kind for s in finished_steps(unit_dir)] == ["finetune", "evaluate", "measure", "alpine"]
+    leftovers = [p.name for p in (unit_dir / "steps").iterdir() if p.name.startswith(".")]
+    assert leftovers and all(name.startswith(".04-prune.") for name in leftovers)
+    before = [s.record.model_dump() for s in finished_steps(unit_dir)]
+
+    resume_run(killed, report=False)
+    after = _records(killed)
+    assert [r.model_dump() for r in after[:4]] == before  # finished steps are kept, not redone
+    assert not [p for p in (unit_dir / "steps").iterdir() if p.name.startswith(".")]
+    assert [_stable(r) for r in after] == [_stable(r) for r in _records(reference)]
+
+
+def test_two_runs_never_share_a_folder_and_a_locked_run_is_refused(tmp_path):
+    first, second = new_run_dir(tmp_path, "same"), new_run_dir(tmp_path, "same")
+    assert first != second and first.is_dir() and second.is_dir()
+    (first / "resolved.json").write_text("{}")
+    with run_lock(first):
+        code = f"""
+import sys
+from pathlib import Path
+from greenprune.recipe.runner import run_lock, RunError
+try:
+    with run_lock(Path({str(first)!r})):
+        sys.exit(0)
+except RunError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 3 and "in use by pid" in proc.stdout
+
+
+def test_resume_of_a_non_run_folder_fails_clearly(tmp_path):
+    with pytest.raises(RunError, match="not a greenprune run folder"):
+        resume_run(tmp_path)
+
+
+def test_missing_area_fails_before_any_work(tmp_path, monkeypatch):
+    from greenprune.recipe import steps
+
+    monkeypatch.setitem(steps.REGISTRY, "quantize",
+                        steps.StepKind("quantize", steps.run_quantize, "replay", "greenprune.no_such_area", True))
+    path = tmp_path / "q.yaml"
+    path.write_text(RECIPE.replace("  - prune: {sparsity: 0.3, method: l1}\n", "  - quantize: {dtype: int8}\n"))
+    with pytest.raises(RunError, match=r"steps\[4\]\.quantize needs greenprune.no_such_area"):
+        run_recipe(path, root=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()

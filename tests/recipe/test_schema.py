@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import pytest
+
+from greenprune.recipe import RecipeError, expand, load_recipe, parse_recipe
+from greenprune.recipe.schema import step_labels
+
+GOOD = """\
+name: demo
+model: tiny-bert
+task: defect
+data: {size: 40}
+steps:
+  - finetune: {epochs: 1}
+  - evaluate
+  - alpine:
+      layers: even
+      alpha: 1.0
+  - prune: {sparsity: 0.2}
+  - measure
+grid:
+  "steps[2].alpine.alpha": [0.5, 1.0]
+  data.size: [40, 80]
+"""
+
+
+def test_good_recipe_expands_grid_in_file_order():
+    recipe = parse_recipe(GOOD, "demo.yaml")
+    assert [p.name for p in recipe.pipelines] == ["demo"]
+    units = expand(recipe)
+    assert [u.id for u in units] == [
+        "demo@alpha=0.5,size=40", "demo@alpha=0.5,size=80", "demo@alpha=1.0,size=40", "demo@alpha=1.0,size=80"]
+    assert [u.spec.steps[2].alpine.alpha for u in units] == [0.5, 0.5, 1.0, 1.0]
+    assert [u.spec.data.size for u in units] == [40, 80, 40, 80]
+    assert all(not u.spec.grid for u in units)
+    assert step_labels(units[0].spec.steps) == [
+        "baseline", "baseline", "alpine(even)", "alpine(even)+l1-20%", "alpine(even)+l1-20%"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("alpha: 1.0", "alpha: lots"), "demo.yaml:10: steps[2].alpine.alpha: Input should be a valid number"),
+        (("alpha: 1.0", "alpah: 1.0"), "demo.yaml:10: steps[2].alpine.alpah: unknown key"),
+        (("{sparsity: 0.2}", "{sparsity: 1.2}"), "demo.yaml:11: steps[3].prune.sparsity: Input should be less than 1"),
+        (("  - measure", "  - measur"), "demo.yaml:12: steps[4]: unknown step 'measur'"),
+        (("data: {size: 40}", "data: {size: 40, sise: 3}"), "demo.yaml:4: data.sise: unknown key"),
+        (("task: defect\n", ""), "demo.yaml:1: task: required key missing"),
+        (("[0.5, 1.0]", "[0.5, -1.0]"), "demo.yaml:14: grid['steps[2].alpine.alpha'][1] = -1.0"),
+        (('"steps[2].alpine.alpha"', '"steps[9].alpine.alpha"'), "steps[9]"),
+    ],
+)
+def test_bad_recipes_name_file_line_and_path(edit, expected):
+    old, new = edit
+    assert old in GOOD
+    with pytest.raises(RecipeError) as info:
+        parse_recipe(GOOD.replace(old, new, 1), "demo.yaml")
+    assert expected in str(info.value), str(info.value)
+
+
+def test_multi_pipeline_paths_and_duplicates(tmp_path):
+    text = """\
+name: two
+pipelines:
+  - name: enc
+    model: tiny-bert
+    task: defect
+    steps: [evaluate]
+  - name: enc
+    model: tiny-llama
+    task: perplexity
+    steps:
+      - quantize: {dtype: int4}
+"""
+    path = tmp_path / "two.yaml"
+    path.write_text(text)
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    message = str(info.value)
+    assert f"{path}:11: pipelines[1].steps[0].quantize.dtype: Input should be 'fp16', 'bf16' or 'int8'" in message
+    fixed = text.replace("int4", "int8")
+    path.write_text(fixed)
+    with pytest.raises(RecipeError, match="pipeline names must be unique; repeated: enc"):
+        load_recipe(path)
+    path.write_text(fixed.replace("  - name: enc\n    model: tiny-llama", "  - name: dec\n    model: tiny-llama"))
+    recipe = load_recipe(path)
+    assert [u.id for u in expand(recipe)] == ["enc", "dec"]
+
+
+def test_not_a_mapping_and_missing_file(tmp_path):
+    with pytest.raises(RecipeError, match="a recipe is a mapping"):
+        parse_recipe("- just\n- a list\n", "x.yaml")
+    with pytest.raises(RecipeError, match="no such recipe file"):
+        load_recipe(tmp_path / "nope.yaml")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        parse_recipe("name: [unclosed\n", "x.yaml")
+
+
+def test_shipped_recipes_validate():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "recipes"
+    files = sorted(folder.glob("*.yaml"))
+    assert any(f.name == "demo.yaml" for f in files)
+    for path in files:
+        recipe = load_recipe(path)
+        assert expand(recipe)

@@ -1,0 +1,97 @@
+"""A small deterministic classification task for testing the recipe machinery on tiny random models.
+
+Labels are whether a snippet contains `return None`: learnable, cheap, and independent of the tasks area.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass
+class ToyExample:
+    text: str
+    label: int
+    id: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ToySplits:
+    train: list[ToyExample]
+    valid: list[ToyExample]
+    test: list[ToyExample]
+    source: str = "toy"
+
+
+@dataclass
+class ToyResult:
+    model: Any
+    history: list[dict[str, float]]
+    best_metrics: dict[str, float]
+    best_step: int = 0
+
+
+class ToyTask:
+    name = "toy"
+    head = "classification"
+    primary_metric = "accuracy"
+
+    def embedded(self, size: int = 64, seed: int = 0, **_: Any) -> ToySplits:
+        rng = random.Random(seed)
+        examples = []
+        for i in range(size):
+            label = i % 2
+            body = " ".join(rng.choice(["x = x + 1", "y = f(x)", "z = [a for a in b]", "pass"]) for _ in range(6))
+            tail = "return None" if label else "return x"
+            examples.append(ToyExample(f"def f{i}(x):\n    {body}\n    {tail}", label, id=str(i)))
+        n = size // 2
+        return ToySplits(examples[:n], examples[n : n + size // 4], examples[n + size // 4 :])
+
+    def batches(self, tokenizer: Any, examples: Sequence[ToyExample], batch_size: int = 16, max_length: int = 256
+                ) -> Iterator[dict[str, torch.Tensor]]:
+        for i in range(0, len(examples), batch_size):
+            chunk = examples[i : i + batch_size]
+            enc = tokenizer([e.text for e in chunk], padding=True, truncation=True, max_length=max_length,
+                            return_tensors="pt")
+            batch = dict(enc)
+            batch["labels"] = torch.tensor([e.label for e in chunk])
+            yield batch
+
+    @torch.no_grad()
+    def evaluate(self, model: Any, tokenizer: Any, examples: Sequence[ToyExample], **_: Any) -> dict[str, float]:
+        model.eval()
+        correct = 0
+        for batch in self.batches(tokenizer, examples, 8, 64):
+            labels = batch.pop("labels")
+            correct += int((model(**batch).logits.argmax(-1) == labels).sum())
+        return {"accuracy": correct / len(examples)}
+
+    def finetune(self, model: Any, tokenizer: Any, splits: ToySplits, config: Any) -> ToyResult:
+        torch.manual_seed(config.seed)
+        optim = torch.optim.AdamW(model.parameters(), lr=config.lr)
+        model.train()
+        for _ in range(max(1, int(config.epochs))):
+            for batch in self.batches(tokenizer, splits.train, config.batch_size, config.max_length):
+                loss = model(**batch).loss
+                loss.backward()
+                optim.step()
+                optim.zero_grad()
+        model.eval()
+        return ToyResult(model, [], self.evaluate(model, tokenizer, splits.valid))
+
+
+def provider(name: str) -> ToyTask | None:
+    return ToyTask() if name == "toy" else None
+
+
+def setup() -> None:
+    """Register the toy task (in this process, or in a Ray worker)."""
+    from greenprune.recipe.steps import register_task_provider
+
+    register_task_provider(provider)
