@@ -22,23 +22,22 @@ class CalibrationError(GreenpruneError, ValueError):
     """Calibration data is missing or too short for the requested windows."""
 
 
-def stdlib_code(limit: int = 40, skip: int = 0) -> list[str]:
-    """Real Python nobody here wrote: modules of the running interpreter's standard library, in a fixed order."""
+def stdlib_code(limit: int = 40, skip: int = 0, split: str = "train") -> list[str]:
+    """Real Python nobody here wrote: the standard library of the running interpreter, in a fixed order.
+
+    Uses the shared corpus (`greenprune.tasks.corpus.stdlib_functions`, split by file) when it is installed, so
+    calibration (`train`) and evaluation (`test`) never share a file; otherwise whole stdlib modules.
+    """
     try:
-        from greenprune.tasks.corpus import stdlib_functions  # type: ignore[attr-defined]
+        from greenprune.tasks.corpus import stdlib_functions
     except ImportError:
-        stdlib_functions = None
+        stdlib_functions = None  # type: ignore[assignment]
     if stdlib_functions is not None:
-        try:
-            items = list(stdlib_functions())
-            texts = [getattr(it, "source", None) or (it.get("source") if isinstance(it, dict) else str(it))
-                     for it in items]
-            texts = [t for t in texts if t]
-            if len(texts) > skip:
-                return texts[skip : skip + limit]
-        except Exception:  # the shared helper is optional; the file fallback is always there
-            pass
+        functions = stdlib_functions(0)[split]
+        return [f.source for f in functions[skip : skip + limit]]
     files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
+    if split == "test":
+        files = files[::-1]
     return [p.read_text(encoding="utf-8", errors="replace") for p in files[skip : skip + limit]]
 
 
