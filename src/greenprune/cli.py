@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "greenprune.commands.measure",
     "greenprune.commands.demo",
     "greenprune.commands.recipe",
+    "greenprune.commands.weights",
 ]
 
 for _name in COMMAND_MODULES:

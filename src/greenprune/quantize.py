@@ -38,7 +38,8 @@ def quantize(model: nn.Module, dtype: str, *, inplace: bool = False) -> nn.Modul
     """`model` in `dtype` ("fp32" | "fp16" | "bf16" | "int8"); a copy unless `inplace`.
 
     Weight-pruning masks are folded in first, so pruned weights stay exactly zero in the quantised model.
-    "int8" quantises every nn.Linear dynamically (embeddings and LayerNorm stay fp32) and runs on CPU only.
+    "int8" quantises every nn.Linear dynamically (embeddings, LayerNorm and an LM head tied to the embeddings stay
+    fp32) and runs on CPU only.
     """
     from greenprune.weights.masks import make_permanent
 
@@ -53,9 +54,14 @@ def quantize(model: nn.Module, dtype: str, *, inplace: bool = False) -> nn.Modul
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
-        from torch.ao.quantization import quantize_dynamic
+        from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
 
-        return quantize_dynamic(target, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        # a Linear tied to the input embeddings (the LM head) stays fp32: quantising it would untie it and store a
+        # second copy, larger in total and worse in quality
+        embedding_weights = {id(m.weight) for m in target.modules() if isinstance(m, nn.Embedding)}
+        spec = {name: default_dynamic_qconfig for name, m in target.named_modules()
+                if isinstance(m, nn.Linear) and id(m.weight) not in embedding_weights}
+        return quantize_dynamic(target, spec, dtype=torch.qint8, inplace=True)
 
 
 def int8_linear_count(model: nn.Module) -> int:
