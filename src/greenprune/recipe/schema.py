@@ -77,9 +77,11 @@ class StructureStep(_Strict):
 
     vocab: bool = False
     layers: int = Field(default=0, ge=0)  # number of layers to remove
-    layer_metric: Literal["kl", "block-influence"] = "kl"
+    layer_metric: Literal["kl", "bi"] = "kl"  # KL of next-token distributions, or block influence
     ffn: float = Field(default=0.0, ge=0, lt=1)  # fraction of FFN neurons to remove per layer
-    calibration: int = Field(default=32, gt=0)  # calibration examples
+    ffn_multiple_of: int = Field(default=1, gt=0)  # round the kept FFN size down to a multiple
+    calibration: int = Field(default=32, gt=0)  # calibration examples (task examples, or stdlib code for LMs)
+    seq_len: int = Field(default=256, gt=1)  # calibration sequence length
 
     @model_validator(mode="after")
     def _something(self) -> StructureStep:
@@ -93,20 +95,26 @@ class QuantizeStep(_Strict):
 
 
 class RecoverStep(_Strict):
+    """LoRA post-training on code-instruction pairs, merged back into plain weights."""
+
     method: Literal["lora"] = "lora"
-    r: int = Field(default=8, gt=0)
-    alpha: int = Field(default=16, gt=0)
-    epochs: float = Field(default=1.0, gt=0)
-    lr: float = Field(default=2e-4, gt=0)
-    batch_size: int = Field(default=8, gt=0)
+    data: str = "stdlib"  # "stdlib" (pairs from the standard library) or a JSONL/CSV of prompt/completion pairs
+    pairs: int = Field(default=200, gt=0)
+    r: int = Field(default=16, gt=0)
+    alpha: int = Field(default=32, gt=0)
+    steps: int = Field(default=100, gt=0)
+    lr: float = Field(default=3e-4, gt=0)
+    batch_size: int = Field(default=4, gt=0)
     max_length: int = Field(default=256, gt=0)
-    limit: int | None = Field(default=None, gt=0)
 
 
 class EvaluateStep(_Strict):
     task: str | None = None  # evaluate on another task than the pipeline's (e.g. perplexity for a generator)
     size: int | None = Field(default=None, gt=0)  # corpus size for that other task
     limit: int | None = Field(default=None, gt=0)  # examples evaluated
+    batch_size: int | None = Field(default=None, gt=0)
+    max_length: int | None = Field(default=None, gt=0)
+    max_new_tokens: int | None = Field(default=None, gt=0)  # generation tasks only
     label: str | None = None  # stack name; default: the methods applied so far
 
 

@@ -228,27 +228,28 @@ def run_finetune(state: State, opts: FinetuneStep, ctx: StepContext) -> StepOutp
 
 
 def run_recover(state: State, opts: RecoverStep, ctx: StepContext) -> StepOutput:
-    recover = need("greenprune.recover", "recover", "RecoveryConfig", step="recover")
-    fn, config_cls = recover
+    recover, config_cls, stdlib_pairs, load_pairs = need(
+        "greenprune.recover", "recover", "RecoveryConfig", "stdlib_pairs", "load_pairs", step="recover")
     if state.quantized:
         raise StepError("recover: LoRA recovery needs float weights; put quantize after recover")
-    config = config_cls(r=opts.r, alpha=opts.alpha, epochs=opts.epochs, lr=opts.lr, batch_size=opts.batch_size,
-                        max_length=opts.max_length, seed=state.unit.seed)
-    splits = state.splits
-    limit = opts.limit or state.unit.spec.data.limit_train
-    train = list(splits.train[:limit] if limit else splits.train)
+    pairs = (stdlib_pairs(limit=opts.pairs, seed=state.unit.seed) if opts.data == "stdlib"
+             else load_pairs(opts.data, limit=opts.pairs))
+    config = config_cls(r=opts.r, alpha=opts.alpha, steps=opts.steps, lr=opts.lr, batch_size=opts.batch_size,
+                        max_len=opts.max_length, seed=state.unit.seed)
     start = time.perf_counter()
-
-    def go() -> Any:
-        return fn(state.model, state.tokenizer, train, config, task=state.task)
-
-    result = _with_plugins_detached(state, go)
-    state.model = getattr(result, "model", result)
+    result = _with_plugins_detached(
+        state, lambda: recover(state.model, state.tokenizer, pairs, config, data_name=opts.data))
+    state.model = result.model
     state.model.eval()
     save_checkpoint(state, ctx.out_dir / "model")
+    summary = result.summary()
+    metrics = {"train_seconds": time.perf_counter() - start}
+    for key in ("loss_first", "loss_last"):
+        if isinstance(summary.get(key), int | float):
+            metrics[key] = float(summary[key])
     return StepOutput(
-        _record(state, "recover", opts, ctx, metrics={"train_seconds": time.perf_counter() - start},
-                artifacts={"checkpoint": "model"}),
+        _record(state, "recover", opts, ctx, metrics=metrics, artifacts={"checkpoint": "model"},
+                notes=[f"LoRA on {result.pairs} pairs, {result.steps} steps"]),
         checkpoint="model",
     )
 
@@ -292,44 +293,57 @@ def run_prune(state: State, opts: PruneStep, ctx: StepContext) -> StepOutput:
 # ---------------------------------------------------------------- structure
 
 
-def _calibration_batches(state: State, count: int, max_length: int = 256) -> list[dict[str, Any]]:
+def _calibration_batches(state: State, opts: StructureStep) -> list[dict[str, Any]]:
+    """Decoders calibrate on contiguous code (stdlib), encoders on the task's own training examples."""
+    from greenprune.models.families import family_of
+
+    if family_of(state.model).kind == "decoder":
+        calibration_batches, stdlib_code = need(
+            "greenprune.structure", "calibration_batches", "stdlib_code", step="structure")
+        texts = stdlib_code(opts.calibration)
+        batches = calibration_batches(state.tokenizer, texts, seq_len=opts.seq_len)
+        return [dict(b) for b in batches]
     pool = list(state.splits.train) or list(state.splits.valid) or list(state.splits.test)
     if not pool:
         raise StepError("structure: no examples to calibrate on")
-    examples = pool[:count]
-    return list(state.task.batches(state.tokenizer, examples, batch_size=min(8, len(examples)), max_length=max_length))
+    examples = pool[: opts.calibration]
+    batches = state.task.batches(state.tokenizer, examples, batch_size=min(8, len(examples)), max_length=opts.seq_len)
+    return [{k: v for k, v in b.items() if k != "labels"} for b in batches]
+
+
+def _corpus_texts(state: State) -> list[str]:
+    texts = []
+    for example in [*state.splits.train, *state.splits.valid, *state.splits.test]:
+        texts += [t for t in (example.text, getattr(example, "text_pair", None), getattr(example, "target", None)) if t]
+    return texts
 
 
 def run_structure(state: State, opts: StructureStep, ctx: StepContext) -> StepOutput:
     if state.quantized:
         raise StepError("structure: the model is already quantised; put quantize after structural pruning")
-    structure = importlib.import_module("greenprune.structure")
     notes: list[str] = []
     metrics: dict[str, float] = {}
     before = sum(p.numel() for p in state.model.parameters())
 
     def go() -> None:
-        batches = _calibration_batches(state, opts.calibration)
         if opts.vocab:
             fn, cfg = need("greenprune.structure", "prune_vocab", "VocabPruningConfig", step="structure.vocab")
-            texts = [e.text for e in [*state.splits.train, *state.splits.valid, *state.splits.test]]
-            result = fn(state.model, state.tokenizer, texts, cfg())
-            state.model, state.tokenizer = getattr(result, "model", state.model), getattr(
-                result, "tokenizer", state.tokenizer)
-            notes.append("vocabulary pruned to the tokens the task data uses")
+            result = fn(state.model, state.tokenizer, _corpus_texts(state), cfg())
+            state.model, state.tokenizer = result.model, result.tokenizer
+            notes.append(f"vocabulary {result.vocab_before} → {len(result.kept_ids)} tokens (exact on the task data)")
+            metrics["vocab_after"] = float(len(result.kept_ids))
         if opts.layers:
             fn, cfg = need("greenprune.structure", "prune_layers", "LayerPruningConfig", step="structure.layers")
-            result = fn(state.model, batches, cfg(n=opts.layers, metric=opts.layer_metric))
-            state.model = getattr(result, "model", state.model)
-            removed = getattr(result, "removed", None)
-            if removed is not None:
-                notes.append(f"removed layers {list(removed)}")
+            result = fn(state.model, _calibration_batches(state, opts), cfg(n=opts.layers, metric=opts.layer_metric))
+            state.model = result.model
+            notes.append(f"removed layers {list(result.removed)} by {opts.layer_metric}")
         if opts.ffn:
             fn, cfg = need("greenprune.structure", "prune_ffn", "FFNPruningConfig", step="structure.ffn")
-            result = fn(state.model, batches, cfg(ratio=opts.ffn))
-            state.model = getattr(result, "model", state.model)
+            result = fn(state.model, _calibration_batches(state, opts),
+                        cfg(fraction=opts.ffn, multiple_of=opts.ffn_multiple_of))
+            state.model = result.model
+            notes.append(f"FFN {result.size_before} → {result.size_after} neurons per layer")
 
-    del structure
     _with_plugins_detached(state, go)
     state.model.eval()
     after = sum(p.numel() for p in state.model.parameters())
@@ -346,7 +360,7 @@ def run_structure(state: State, opts: StructureStep, ctx: StepContext) -> StepOu
 
 def _quantize(state: State, opts: QuantizeStep) -> None:
     quantize = need("greenprune.quantize", "quantize", step="quantize")
-    state.model = quantize(state.model, opts.dtype)
+    state.model = quantize(state.model, opts.dtype, inplace=True)
     state.model.eval()
     state.quantized = opts.dtype == "int8"
 
@@ -375,8 +389,10 @@ def run_evaluate(state: State, opts: EvaluateStep, ctx: StepContext) -> StepOutp
     task, examples, task_name = _task_for_evaluation(state, opts)
     label = opts.label or ctx.label
     start = time.perf_counter()
-    metrics = {f"{task_name}.{k}" if task_name != state.unit.spec.task else k: float(v)
-               for k, v in task.evaluate(state.model, state.tokenizer, examples).items()}
+    kwargs = {k: v for k in ("batch_size", "max_length", "max_new_tokens") if (v := getattr(opts, k)) is not None}
+    scores = task.evaluate(state.model, state.tokenizer, examples, **kwargs)
+    metrics = {f"{task_name}.{k}" if task_name != state.unit.spec.task else k: float(v) for k, v in scores.items()
+               if isinstance(v, int | float)}
     state.metrics.setdefault(label, {}).update(metrics)
     record = _record(state, "evaluate", opts, ctx, metrics=metrics,
                      notes=[f"{len(examples)} examples of {task_name}; {time.perf_counter() - start:.1f}s"])
