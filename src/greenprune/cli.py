@@ -27,7 +27,9 @@ COMMAND_MODULES = [
     "greenprune.commands.measure",
     "greenprune.commands.demo",
     "greenprune.commands.recipe",
+    "greenprune.commands.tasks",
     "greenprune.commands.weights",
+    "greenprune.commands.structure",
 ]
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,135 @@
+"""`greenprune structure` (vocabulary / layers / FFN / KV groups, optional LoRA recovery) and `greenprune recover`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from greenprune.commands._common import command_line, console, quiet_libraries, user_errors
+
+
+def _measure(baseline: Any, base_tok: Any, candidate: Any, cand_tok: Any, kept_ids: list[int] | None,
+             corpus_texts: list[str] | None, eval_texts: int, energy: bool) -> dict[str, Any]:
+    """Before/after in one process: held-out perplexity (per original token) and an interleaved cost A/B."""
+    import math
+
+    from greenprune.measure import checkpoint_bytes, compare
+    from greenprune.structure.calibration import calibration_batches, stdlib_code
+    from greenprune.structure.evaluate import code_nll, code_perplexity
+    from greenprune.structure.pipeline import IdRemap
+
+    texts = stdlib_code(limit=eval_texts, split="test")
+    nll_b, tok_b = code_nll(baseline, base_tok, texts)
+    ppl_c = code_perplexity(candidate, cand_tok, texts, reference_tokens=tok_b)
+    # cost A/B on identical token strings: with a pruned vocabulary, on corpus text fed through an id remap
+    cost_texts = corpus_texts if kept_ids is not None and corpus_texts else texts
+    batches = calibration_batches(base_tok, cost_texts, seq_len=256, batch_size=4, max_batches=2)
+    cand_model = IdRemap(candidate, kept_ids, len(base_tok)) if kept_ids is not None else candidate
+    comp = compare(baseline, cand_model, batches, names=("original", "pruned"), rounds=3, energy=energy)
+    b, c = comp.baseline.cost, comp.candidate.cost
+    table: dict[str, tuple[float, float]] = {
+        "parameters": (b.params_total, c.params_total),
+        "checkpoint bytes": (checkpoint_bytes(baseline), checkpoint_bytes(candidate)),
+        "FLOPs / sample": (b.flops_per_sample, c.flops_per_sample),
+        "tokens / s": (b.throughput_tokens_s, c.throughput_tokens_s),
+        "latency p50 (s)": (b.latency_p50_s, c.latency_p50_s),
+        "held-out perplexity": (math.exp(nll_b / tok_b), ppl_c["perplexity"]),
+    }
+    if b.energy_kwh and c.energy_kwh:
+        table["energy kWh"] = (b.energy_kwh, c.energy_kwh)
+    where = ("original-tokenizer ids of corpus text, remapped to the pruned vocabulary" if kept_ids is not None
+             else "held-out code")
+    notes = [
+        f"Perplexity: {len(texts)} held-out stdlib functions (test split, files never used for calibration, "
+        f"vocabulary or recovery), NLL divided by the original tokenizer's {tok_b} tokens.",
+        f"Cost: interleaved A/B, {comp.rounds} rounds, {len(batches)} batches of 4×256 tokens "
+        f"({where}); "
+        f"{comp.verdict}",
+    ]
+    return {"table": table, "notes": notes}
+
+
+def structure(
+    model: str = typer.Argument(..., help="alias, HF folder, .gguf file or hub id (Llama/Qwen2/Mistral)"),
+    vocab: str | None = typer.Option(None, "--vocab", help="vocabulary corpus: 'stdlib', a folder, a file, a .jsonl"),
+    layers: int = typer.Option(0, "--layers", help="decoder layers to remove (greedy, re-scored)"),
+    metric: str = typer.Option("kl", "--metric", help="layer importance: kl | bi"),
+    ffn: float = typer.Option(0.0, "--ffn", help="fraction of FFN neurons to remove per layer (0..1)"),
+    kv_groups: int = typer.Option(0, "--kv-groups", help="KV groups (GQA) to remove per layer"),
+    do_recover: bool = typer.Option(False, "--recover", help="LoRA post-training, merged back"),
+    recover_data: str = typer.Option("stdlib", "--recover-data", help="'stdlib' or a JSONL/CSV of pairs"),
+    recover_steps: int = typer.Option(100, "--recover-steps"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="output folder (default: ./<model>-structured)"),
+    measure: bool = typer.Option(True, "--measure/--no-measure", help="measure before/after for the model card"),
+    eval_texts: int = typer.Option(40, "--eval-texts", help="held-out functions for perplexity"),
+    energy: bool = typer.Option(True, "--energy/--no-energy"),
+) -> None:
+    """Remove whole structures (vocabulary rows, layers, FFN neurons, KV groups) and write a plain HF folder."""
+    quiet_libraries()
+    with user_errors():
+        import copy
+
+        from greenprune.models import load_model
+        from greenprune.recover import RecoveryConfig, load_pairs, recover, stdlib_pairs
+        from greenprune.structure.card import model_card
+        from greenprune.structure.layers import METRICS, LayerPruningError
+        from greenprune.structure.pipeline import StructureConfig, read_corpus, run_structure, save_pruned
+
+        if metric not in METRICS:
+            raise LayerPruningError(f"--metric {metric!r}: expected one of {', '.join(METRICS)}")
+        loaded = load_model(model, task="causal-lm")
+        baseline = copy.deepcopy(loaded.model) if measure else None
+        base_tok = loaded.tokenizer
+        config = StructureConfig(vocab_corpus=vocab, layers=layers, metric=metric, ffn=ffn, kv_groups=kv_groups)
+        pruned, tokenizer, report = run_structure(loaded.model, loaded.tokenizer, config)
+        if do_recover:
+            pairs = stdlib_pairs() if recover_data == "stdlib" else load_pairs(recover_data)
+            rec = recover(pruned, tokenizer, pairs, RecoveryConfig(steps=recover_steps), data_name=recover_data)
+            pruned = rec.model
+            report.steps.append({"step": "recover (LoRA, merged)", **rec.summary()})
+        if baseline is not None:
+            corpus = read_corpus(vocab, limit=200) if vocab else None
+            report.measurements = _measure(baseline, base_tok, pruned, tokenizer, report.kept_ids, corpus,
+                                           eval_texts, energy)
+        target = out or Path(f"{Path(model).name}-structured")
+        save_pruned(pruned, tokenizer, target, model_card(model, report, command_line()), report)
+    console.print(f"[green]wrote[/] {target}: {report.params_before:,} → {report.params_after:,} parameters")
+    for step in report.steps:
+        console.print(f"  {step['step']}")
+    if report.measurements:
+        for key, (before, after) in report.measurements["table"].items():
+            console.print(f"  {key}: {before:.4g} → {after:.4g}")
+
+
+def recover_cmd(
+    model: str = typer.Argument(..., help="model to post-train (alias, folder, hub id)"),
+    data: str = typer.Option("stdlib", "--data", help="'stdlib' or a JSONL/CSV with prompt/completion or src/tgt"),
+    steps: int = typer.Option(100, "--steps"),
+    rank: int = typer.Option(16, "--r"),
+    lr: float = typer.Option(3e-4, "--lr"),
+    out: Path = typer.Option(..., "--out", "-o", help="output folder (plain HF checkpoint, adapters merged)"),
+) -> None:
+    """LoRA post-training on code-instruction pairs, merged into a plain checkpoint."""
+    quiet_libraries()
+    with user_errors():
+        from greenprune._utils import atomic_directory
+        from greenprune.models import load_model
+        from greenprune.recover import RecoveryConfig, load_pairs, recover, stdlib_pairs
+
+        loaded = load_model(model, task="causal-lm")
+        pairs = stdlib_pairs() if data == "stdlib" else load_pairs(data)
+        result = recover(loaded.model, loaded.tokenizer, pairs, RecoveryConfig(steps=steps, r=rank, lr=lr),
+                         data_name=data)
+        with atomic_directory(out) as tmp:
+            result.model.save_pretrained(tmp)
+            loaded.tokenizer.save_pretrained(tmp)
+    s = result.summary()
+    console.print(f"[green]wrote[/] {out}: {s['steps']} steps on {s['pairs']} pairs, loss {s['loss_first']} → "
+                  f"{s['loss_last']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("structure")(structure)
+    app.command("recover")(recover_cmd)

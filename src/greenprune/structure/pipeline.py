@@ -1,0 +1,173 @@
+"""One structural-pruning run: vocabulary → layers → FFN → KV groups → optional LoRA recovery, with a record.
+
+The order matters: the vocabulary step changes token ids, so calibration batches for the later steps are built
+with the pruned tokenizer; recovery comes last so it repairs the combined damage once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from greenprune.errors import GreenpruneError
+from greenprune.structure.calibration import calibration_batches, stdlib_code
+from greenprune.structure.ffn import FFNPruningConfig, prune_ffn
+from greenprune.structure.heads import HeadPruningConfig, prune_kv_groups
+from greenprune.structure.layers import LayerPruningConfig, prune_layers
+from greenprune.structure.vocab import VocabPruningConfig, prune_vocab
+
+CODE_SUFFIXES = (".py", ".js", ".ts", ".java", ".c", ".h", ".cpp", ".cc", ".go", ".rs", ".rb", ".php", ".cs",
+                 ".kt", ".scala", ".swift", ".sh", ".sql", ".txt", ".md")
+
+
+class CorpusError(GreenpruneError, ValueError):
+    """A vocabulary corpus that cannot be read."""
+
+
+@dataclass(frozen=True)
+class StructureConfig:
+    """Which structural steps to run. `None`/0 skips a step."""
+
+    vocab_corpus: str | None = None  # "stdlib", a folder, a text/code file, or a JSONL with code/content/text
+    layers: int = 0
+    metric: str = "kl"
+    ffn: float = 0.0
+    ffn_multiple_of: int = 1
+    kv_groups: int = 0
+    calib_texts: int = 64
+    calib_seq_len: int = 256
+    calib_batches: int = 8
+    calib_batch_size: int = 4
+    seed: int = 0
+
+
+@dataclass
+class StructureReport:
+    """What was removed, on which data, with the per-step summaries (the model card is written from this)."""
+
+    config: dict[str, Any]
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    params_before: int = 0
+    params_after: int = 0
+    measurements: dict[str, Any] = field(default_factory=dict)
+    kept_ids: list[int] | None = None
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.pop("kept_ids")
+        return json.dumps(data, indent=2, default=str)
+
+
+def read_corpus(spec: str, limit: int | None = None) -> list[str]:
+    """Texts of a vocabulary corpus: `stdlib`, a folder of code files, one file, or JSONL (code/content/text)."""
+    if spec == "stdlib":
+        return stdlib_code(limit=limit or 100_000, split="train")
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in CODE_SUFFIXES)
+        if not files:
+            raise CorpusError(f"{path}: no code files ({', '.join(CODE_SUFFIXES)}) in the corpus folder")
+        texts = [p.read_text(encoding="utf-8", errors="replace") for p in files]
+    elif path.is_file() and path.suffix.lower() == ".jsonl":
+        texts = []
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise CorpusError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+                text = next((row[k] for k in ("code", "content", "text", "func") if isinstance(row.get(k), str)),
+                            None)
+                if text is None:
+                    raise CorpusError(f"{path}:{lineno}: no 'code', 'content', 'text' or 'func' string field")
+                texts.append(text)
+    elif path.is_file():
+        texts = [path.read_text(encoding="utf-8", errors="replace")]
+    else:
+        raise CorpusError(f"{spec}: not 'stdlib', a folder, a file or a .jsonl")
+    if not texts:
+        raise CorpusError(f"{spec}: the corpus is empty")
+    return texts[:limit] if limit else texts
+
+
+def _params(model: nn.Module) -> int:
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def run_structure(
+    model: nn.Module, tokenizer: Any, config: StructureConfig, calib_texts: Sequence[str] | None = None
+) -> tuple[nn.Module, Any, StructureReport]:
+    """Apply the configured steps in place; returns the model, the (possibly new) tokenizer and a report."""
+    report = StructureReport(config=asdict(config), params_before=_params(model))
+    if config.vocab_corpus:
+        texts = read_corpus(config.vocab_corpus)
+        result = prune_vocab(model, tokenizer, texts, VocabPruningConfig())
+        tokenizer = result.tokenizer
+        report.kept_ids = result.kept_ids
+        report.steps.append({"step": "vocab", "corpus": config.vocab_corpus, **result.summary()})
+    if config.layers or config.ffn or config.kv_groups:
+        texts = list(calib_texts) if calib_texts is not None else stdlib_code(limit=config.calib_texts, split="valid")
+        batches = calibration_batches(tokenizer, texts, seq_len=config.calib_seq_len,
+                                      batch_size=config.calib_batch_size, max_batches=config.calib_batches)
+        calib_desc = {"calibration": f"{len(batches)} batches × {tuple(batches[0]['input_ids'].shape)} tokens "
+                                     f"of {'given texts' if calib_texts is not None else 'stdlib (valid split)'}"}
+        if config.layers:
+            res = prune_layers(model, batches, LayerPruningConfig(n=config.layers, metric=config.metric))  # type: ignore[arg-type]
+            report.steps.append({"step": "layers", **calib_desc, **res.summary()})
+        if config.ffn:
+            ffn_res = prune_ffn(model, batches, FFNPruningConfig(fraction=config.ffn,
+                                                                  multiple_of=config.ffn_multiple_of))
+            report.steps.append({"step": "ffn", "fraction": config.ffn, **calib_desc, **ffn_res.summary()})
+        if config.kv_groups:
+            head_res = prune_kv_groups(model, batches, HeadPruningConfig(groups=config.kv_groups))
+            report.steps.append({"step": "kv_groups", **calib_desc, **head_res.summary()})
+    report.params_after = _params(model)
+    return model, tokenizer, report
+
+
+class IdRemap(nn.Module):
+    """Feed a vocabulary-pruned model with ids of the original tokenizer (for interleaved A/B on the same batches).
+
+    The lookup is one gather per batch; ids outside the kept vocabulary raise instead of silently mapping.
+    """
+
+    def __init__(self, model: nn.Module, kept_ids: Sequence[int], old_vocab: int) -> None:
+        super().__init__()
+        self.inner = model
+        self.config = model.config
+        table = torch.full((old_vocab,), -1, dtype=torch.long)
+        table[torch.as_tensor(list(kept_ids))] = torch.arange(len(kept_ids))
+        self.register_buffer("table", table, persistent=False)
+
+    def forward(self, input_ids: torch.Tensor, **kwargs: Any) -> Any:
+        ids = self.table[input_ids]
+        if bool((ids < 0).any()):
+            raise GreenpruneError("input contains token ids the pruned vocabulary dropped")
+        return self.inner(input_ids=ids, **kwargs)
+
+
+def save_pruned(model: nn.Module, tokenizer: Any, out: str | os.PathLike[str], card: str, report: StructureReport,
+                ) -> Path:
+    """Write a plain HF folder: safetensors weights, config, tokenizer, README.md model card, structure.json."""
+    from greenprune._utils import atomic_directory, atomic_write_text
+
+    out = Path(out)
+    with atomic_directory(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        atomic_write_text(tmp / "README.md", card)
+        atomic_write_text(tmp / "structure.json", report.to_json() + "\n")
+    return out
+
+
+__all__ = ["CorpusError", "IdRemap", "StructureConfig", "StructureReport", "read_corpus", "run_structure",
+           "save_pruned"]

@@ -1,0 +1,37 @@
+"""`greenprune structure` end to end on a tiny model: plain folder, model card with measurements, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from greenprune.cli import app
+
+from .conftest import reload_plain
+
+
+def test_structure_cli_writes_plain_folder_with_card(tmp_path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.py").write_text("def add(a, b):\n    return a + b\n\n\nclass Point:\n    x: int = 0\n" * 20)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "structure", "tiny-llama", "--vocab", str(corpus), "--layers", "1", "--metric", "bi", "--ffn", "0.25",
+        "--eval-texts", "4", "--no-energy", "--out", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    card = (out / "README.md").read_text()
+    assert "## What was removed" in card and "held-out perplexity" in card and "tokens / s" in card
+    report = json.loads((out / "structure.json").read_text())
+    assert [s["step"] for s in report["steps"]] == ["vocab", "layers", "ffn"]
+    got = reload_plain(out, [[0, 1, 2]])
+    assert got["params"] == report["params_after"]
+    assert got["config"]["num_hidden_layers"] == 3 and got["config"]["intermediate_size"] == 96
+
+
+def test_structure_cli_rejects_bad_metric(tmp_path) -> None:
+    result = CliRunner().invoke(app, ["structure", "tiny-llama", "--layers", "1", "--metric", "cos",
+                                      "--no-measure", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "--metric" in result.output
