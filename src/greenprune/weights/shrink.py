@@ -1,0 +1,65 @@
+"""Turn row-pruned gated FFN neurons into a physically smaller model, so structured sparsity runs faster.
+
+A gated FFN computes down(act(gate(x)) * up(x)). A neuron whose gate row or up row is all zero (no biases, as in
+Llama/Qwen/Mistral) contributes exactly nothing, so slicing it out of gate/up rows and down columns leaves the
+function unchanged while the matmuls shrink. Unstructured zeros cannot do this: dense kernels multiply zeros at
+full cost. Layers may end with different widths, which HF configs cannot express, so the result is for in-process
+use (measurement, inference); `greenprune.structure` writes reloadable checkpoints.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from greenprune.errors import GreenpruneError
+from greenprune.weights.masks import make_permanent
+from greenprune.weights.targets import transformer_layers
+
+
+class ShrinkError(GreenpruneError, ValueError):
+    """The model's FFN is not a bias-free gated FFN, so dead neurons cannot be removed exactly."""
+
+
+def _get(root: nn.Module, path: str) -> nn.Module:
+    for part in path.split("."):
+        root = getattr(root, part)
+    return root
+
+
+def _slice_linear(layer: nn.Linear, keep: torch.Tensor, dim: int) -> nn.Linear:
+    weight = layer.weight.detach().index_select(dim, keep)
+    new = nn.Linear(weight.shape[1], weight.shape[0], bias=layer.bias is not None,
+                    device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if layer.bias is not None:
+            new.bias.copy_(layer.bias.detach() if dim == 1 else layer.bias.detach().index_select(0, keep))
+    return new
+
+
+@torch.no_grad()
+def shrink_gated_ffn(model: nn.Module) -> dict[str, int]:
+    """Remove dead FFN neurons in place (masks folded first); returns qualified layer name → neurons left."""
+    make_permanent(model)
+    widths: dict[str, int] = {}
+    for span in transformer_layers(model):
+        fam = span.family
+        if len(fam.ffn_in) != 2:
+            raise ShrinkError(f"family {fam.name}: FFN is not gated; dead neurons leave act(bias) behind")
+        layer = _get(model, span.prefix)
+        ins = [_get(layer, p) for p in fam.ffn_in]
+        out = _get(layer, fam.ffn_out)
+        if any(m.bias is not None for m in ins):
+            raise ShrinkError(f"{span.prefix}: gated FFN with biases; removing neurons would change outputs")
+        alive = torch.ones(ins[0].out_features, dtype=torch.bool, device=ins[0].weight.device)
+        for m in ins:
+            alive &= (m.weight != 0).any(dim=1)
+        keep = alive.nonzero().flatten()
+        parent_in = [p.rsplit(".", 1) for p in fam.ffn_in]
+        for (parent, attr), m in zip(parent_in, ins, strict=True):
+            setattr(_get(layer, parent), attr, _slice_linear(m, keep, 0))
+        parent, attr = fam.ffn_out.rsplit(".", 1)
+        setattr(_get(layer, parent), attr, _slice_linear(out, keep, 1))
+        widths[span.prefix] = int(keep.numel())
+    return widths
