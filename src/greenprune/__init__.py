@@ -14,6 +14,14 @@ from greenprune.models import (
     load_model,
 )
 
+# --- weights & quantize (issue #5) ---
+from greenprune.quantize import compare_quantized, quantize
+from greenprune.weights import PruningReport, WeightPruningConfig, make_permanent, prune, sparsity_report
+from greenprune.weights.lottery import LotteryConfig, LotteryResult, run_lottery
+from greenprune.weights.sparse_io import load_sparse, save_sparse
+
+# --- end weights & quantize ---
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -25,4 +33,10 @@ __all__ = [
     "family_of",
     "list_models",
     "load_model",
+]
+
+# weights & quantize (issue #5)
+__all__ += [
+    "LotteryConfig", "LotteryResult", "PruningReport", "WeightPruningConfig", "compare_quantized", "load_sparse",
+    "make_permanent", "prune", "quantize", "run_lottery", "save_sparse", "sparsity_report",
 ]
