@@ -90,7 +90,7 @@ def test_detach_restores_exact_forwards_and_config(tiny):
         # pruning layers got their own eager config; the others still share the model's (SDPA) config
         for i, layer in enumerate(family_layers):
             impl = layer.attention.self.config._attn_implementation
-            assert impl == ("eager" if i in handle.layers else model.config._attn_implementation)
+            assert impl == ("greenprune_alpine" if i in handle.layers else model.config._attn_implementation)
         assert not torch.allclose(model(**batch).logits, base)
         detach(model)
         after = model(**batch).logits

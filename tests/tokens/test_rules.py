@@ -101,3 +101,22 @@ def test_layer_presets_are_zero_based():
     assert AlpineConfig(layers=[-1, 2]).resolve_layers(6) == [2, 5]
     with pytest.raises(AlpineError, match="out of range"):
         AlpineConfig(layers=[6]).resolve_layers(6)
+
+
+def test_pruning_kernel_matches_hf_eager_attention():
+    from transformers.models.bert.modeling_bert import eager_attention_forward
+
+    from greenprune.tokens.attention import alpine_attention
+    from greenprune.tokens.repack import additive_mask
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, 4, 7, 8) for _ in range(3))
+    valid = torch.arange(7)[None] < torch.tensor([7, 4, 2])[:, None]
+    mask = additive_mask(valid, q.dtype)
+    module = torch.nn.Module().eval()
+    ref_out, ref_probs = eager_attention_forward(module, q, k, v, mask, scaling=0.3)
+    out, probs = alpine_attention(module, q, k, v, mask, scaling=0.3)
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(probs, ref_probs)
+    bool_out, _ = alpine_attention(module, q, k, v, valid[:, None, None, :], scaling=0.3)
+    torch.testing.assert_close(bool_out, ref_out)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from greenprune.models.families import Family, family_of
+from greenprune.tokens.attention import register_attention
 from greenprune.tokens.config import AlpineConfig, AlpineError
 from greenprune.tokens.layer import make_encoder_forward, make_pruning_forward
 from greenprune.tokens.repack import TokenState
@@ -108,7 +109,8 @@ def attach(model: Any, config: AlpineConfig | None = None, *, tokenizer: Any = N
 
     `model` may be a `LoadedModel` (its tokenizer is used). Pass the `tokenizer` so its special ids are always
     kept; without one, the ids in `model.config` plus the first and last real token of each sequence are kept.
-    Pruning layers switch to eager attention (they need the probabilities); the other layers keep their kernel.
+    Pruning layers switch to an eager attention kernel (they need the probabilities, see attention.py); the other
+    layers keep the model's kernel (SDPA by default).
     The model's last hidden state gets shorter: `handle.last_state.positions` maps its rows to input positions.
     """
     if hasattr(model, "model") and hasattr(model, "tokenizer") and not isinstance(model, nn.Module):
@@ -136,6 +138,7 @@ def attach(model: Any, config: AlpineConfig | None = None, *, tokenizer: Any = N
     if _ATTR in model.__dict__:
         raise AlpineError(f"ALPINE is already attached to this {type(model).__name__}; detach(model) first")
 
+    attn_name = register_attention()
     special_ids, protect_last = _special_ids(model, tokenizer, config)
     handle = AlpineHandle(model, family, config, special_ids, protect_last)
     backbone = family.backbone(model)
@@ -152,7 +155,7 @@ def attach(model: Any, config: AlpineConfig | None = None, *, tokenizer: Any = N
             attn_self = layer.get_submodule(family.self_attention)
             original_config = attn_self.config
             eager = copy.copy(original_config)
-            eager._attn_implementation = "eager"
+            eager._attn_implementation = attn_name
             attn_self.config = eager
             handle._restore.append(lambda m=attn_self, c=original_config: setattr(m, "config", c))
             layer.forward = make_pruning_forward(layer, i, handle)

@@ -14,9 +14,10 @@ def token_importance(probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """
     if probs.dim() != 4:
         raise ValueError(f"attention probabilities must be (batch, heads, queries, keys); got {tuple(probs.shape)}")
-    heads = probs.shape[1]
-    per_query = probs.sum(dim=1)  # (B, Q, K): summing heads first keeps the big tensor touched once
-    weights = valid.to(per_query.dtype)
-    received = torch.einsum("bqk,bq->bk", per_query, weights)
+    batch, heads, queries, keys = probs.shape
+    weights = valid.to(probs.dtype)
+    # one (1 × H·Q) @ (H·Q × K) product per sequence: a single pass over the big tensor, no (B, Q, K) temporary
+    row = weights[:, None, :].expand(batch, heads, queries).reshape(batch, 1, heads * queries)
+    received = torch.bmm(row, probs.reshape(batch, heads * queries, keys)).squeeze(1)
     counts = weights.sum(dim=1).clamp(min=1.0) * heads
     return received / counts[:, None]
