@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "greenprune.commands.tasks",
     "greenprune.commands.weights",
     "greenprune.commands.structure",
+    "greenprune.commands.alpine",
 ]
 
 for _name in COMMAND_MODULES:
