@@ -12,23 +12,9 @@ from greenprune.measure.records import Comparison, ResultRecord
 from greenprune.recipe import RunError, resume_run, run_recipe
 from greenprune.recipe.runner import finished_steps, new_run_dir, run_lock
 
-from . import toy
+from ._toy_import import toy
 
-RECIPE = """\
-name: toyrun
-model: tiny-bert
-task: toy
-data: {size: 48}
-energy: {track: false}
-steps:
-  - finetune: {epochs: 1, batch_size: 8, max_length: 48, lr: 0.001}
-  - evaluate
-  - measure: {batches: 2, batch_size: 4, max_length: 48, rounds: 1, energy: false}
-  - alpine: {layers: even, alpha: 0.5}
-  - prune: {sparsity: 0.3, method: l1}
-  - evaluate
-  - measure: {batches: 2, batch_size: 4, max_length: 48, rounds: 1, energy: false}
-"""
+RECIPE = toy.RECIPE
 
 
 @pytest.fixture(autouse=True)
@@ -88,8 +74,8 @@ def test_killed_mid_step_resumes_to_the_same_records(tmp_path):
     # a real SIGKILL in the middle of step 4 (prune), after it wrote part of its output
     script = f"""
 import os, signal, sys
-sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
-from recipe import toy
+import runpy
+toy = runpy.run_path({str(Path(__file__).with_name("_toy_import.py"))!r})["toy"]
 toy.setup()
 from greenprune.recipe import steps, run_recipe
 original = steps.REGISTRY["prune"].run

@@ -12,6 +12,23 @@ from typing import Any
 
 import torch
 
+# a recipe exercising fine-tuning, evaluation, measurement, ALPINE and weight pruning on tiny-bert in seconds
+RECIPE = """\
+name: toyrun
+model: tiny-bert
+task: toy
+data: {size: 48}
+energy: {track: false}
+steps:
+  - finetune: {epochs: 1, batch_size: 8, max_length: 48, lr: 0.001}
+  - evaluate
+  - measure: {batches: 2, batch_size: 4, max_length: 48, rounds: 1, energy: false}
+  - alpine: {layers: even, alpha: 0.5}
+  - prune: {sparsity: 0.3, method: l1}
+  - evaluate
+  - measure: {batches: 2, batch_size: 4, max_length: 48, rounds: 1, energy: false}
+"""
+
 
 @dataclass
 class ToyExample:
@@ -90,8 +107,14 @@ def provider(name: str) -> ToyTask | None:
     return ToyTask() if name == "toy" else None
 
 
-def setup() -> None:
-    """Register the toy task (in this process, or in a Ray worker)."""
+def setup(mark_dir: str | None = None) -> None:
+    """Register the toy task (in this process, or in a Ray worker); optionally leave a file named by the pid."""
+    import os
+    from pathlib import Path
+
     from greenprune.recipe.steps import register_task_provider
 
     register_task_provider(provider)
+    if mark_dir:
+        Path(mark_dir).mkdir(parents=True, exist_ok=True)
+        (Path(mark_dir) / str(os.getpid())).touch()

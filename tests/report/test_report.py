@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from greenprune.recipe import run_recipe
+from greenprune.report import build_report, collect, pareto_front
+
+from ._toy_import import toy
+
+RECIPE = toy.RECIPE
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+# appended to a copy of the report: once everything loaded, write each image's natural size into the DOM
+PROBE = """<script>
+window.addEventListener('load', () => {
+  const sizes = [...document.images].map(i => i.complete ? i.naturalWidth + 'x' + i.naturalHeight : 'pending');
+  document.body.setAttribute('data-probe', sizes.join(','));
+});
+</script>"""
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("chromium is not installed and could not be (make ensure-chromium: apt-get install -y chromium)")
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    toy.setup()
+    folder = tmp_path_factory.mktemp("toyrun")
+    path = folder / "toy.yaml"
+    path.write_text(RECIPE)
+    return run_recipe(path, root=folder / "runs")
+
+
+def test_rows_ratios_and_plots_come_from_records(toy_run):
+    rows = collect([toy_run])
+    assert [r.label for r in rows] == ["baseline", "alpine(even)+l1-30%"]
+    base, cand = rows
+    assert base.ratios["flops_per_sample"] == 1.0
+    assert cand.ratios["flops_per_sample"] == pytest.approx(
+        cand.record.cost.flops_per_sample / cand.baseline.cost.flops_per_sample)
+    assert cand.primary_metric() == "accuracy"
+    assert set(cand.profile) == {"seq_len", "sparsity", "params"}
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    points = [(1.0, 1.0), (0.5, 0.9), (0.6, 0.8), (0.3, 0.5), (0.7, 1.0)]
+    assert pareto_front(points) == [3, 1, 4]
+    assert pareto_front([(1.0, 12.0), (0.5, 10.0)], higher_quality_better=False) == [1]
+    assert pareto_front([(1.0, 10.0), (0.5, 12.0)], higher_quality_better=False) == [1, 0]
+
+
+def test_report_rebuild_and_merge_from_records_only(toy_run, tmp_path):
+    copy = tmp_path / toy_run.name
+    shutil.copytree(toy_run, copy, ignore=shutil.ignore_patterns("model", "report"))  # records only
+    merged = build_report([toy_run, copy], tmp_path / "merged")
+    assert len(merged.rows) == 4
+    md = merged.markdown.read_text()
+    assert md.count("alpine(even)+l1-30%") == 2 and toy_run.name in md
+    # the CLI verb does the same
+    out = tmp_path / "cli"
+    args = ["report", str(toy_run), str(copy), "--out", str(out)]
+    proc = subprocess.run([sys.executable, "-m", "greenprune.cli", *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "report.html").is_file() and "report:" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "greenprune.cli", "report", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "not a greenprune run folder" in " ".join(proc.stderr.split())
+
+
+def test_html_is_self_contained_and_renders_every_plot_in_chromium(toy_run, tmp_path):
+    browser = chromium()
+    html_path = toy_run / "report" / "report.html"
+    html = html_path.read_text()
+    images = re.findall(r"<img [^>]*src='([^']+)'", html)
+    assert len(images) == 4 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert not re.search(r"(src|href)=['\"](http|file|/)", html)  # nothing outside the file
+    for src in images:
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", PROBE + "</body>"))
+    common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,4000"]
+    shot = tmp_path / "shot.png"
+    subprocess.run([*common, f"--screenshot={shot}", html_path.as_uri()], capture_output=True, timeout=180)
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    dom = subprocess.run([*common, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=180).stdout
+    match = re.search(r'data-probe="([^"]*)"', dom)
+    assert match, dom[-2000:]
+    sizes = match.group(1).split(",")
+    assert len(sizes) == 4
+    for size in sizes:
+        width, height = (int(v) for v in size.split("x"))
+        assert width > 100 and height > 100, sizes
+
+
+def test_screenshot_shows_the_plots(toy_run, tmp_path):
+    """The screenshot is not blank: the rendered page has many distinct colours (the plots), not just text."""
+    from PIL import Image
+
+    browser = chromium()
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,3000",
+                    f"--screenshot={shot}", (toy_run / "report" / "report.html").as_uri()],
+                   capture_output=True, timeout=180)
+    colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 200
