@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.greenprune-installed
 
-.PHONY: demo test test-all lint install clean
+.PHONY: demo test test-all lint install clean ensure-chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,7 +24,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/greenprune demo
 
-test: $(STAMP)
+# the report test renders report.html in headless Chromium; install it (Debian package) when missing
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ensure-chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null) || \
+	  echo "warning: could not install chromium; the HTML render test will be skipped"
+
+test: $(STAMP) ensure-chromium
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
 
