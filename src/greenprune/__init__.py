@@ -22,6 +22,24 @@ from greenprune.weights.sparse_io import load_sparse, save_sparse
 
 # --- end weights & quantize ---
 
+# --- recipes & reports (issue #7) ---
+# isort: split
+from greenprune.recipe import (
+    RayExecutor,
+    Recipe,
+    RecipeError,
+    RunError,
+    SequentialExecutor,
+    load_recipe,
+    parse_recipe,
+    register_step,
+    resume_run,
+    run_recipe,
+)
+from greenprune.report import Report, build_report
+
+# --- end recipes & reports ---
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -39,4 +57,10 @@ __all__ = [
 __all__ += [
     "LotteryConfig", "LotteryResult", "PruningReport", "WeightPruningConfig", "compare_quantized", "load_sparse",
     "make_permanent", "prune", "quantize", "run_lottery", "save_sparse", "sparsity_report",
+]
+
+# recipes & reports (issue #7)
+__all__ += [
+    "RayExecutor", "Recipe", "RecipeError", "Report", "RunError", "SequentialExecutor", "build_report", "load_recipe",
+    "parse_recipe", "register_step", "resume_run", "run_recipe",
 ]
