@@ -19,20 +19,28 @@ from greenprune.tasks.rewrite import RewriteError, rewrite
 from greenprune.tasks.train import ClassificationTask
 
 
-def _similar(functions: list[CodeFunction], anchor: CodeFunction, rng: random.Random) -> CodeFunction | None:
-    """A different function of similar length (within 25% of lines), drawn at random among the closest."""
-    near = [f for f in functions if f is not anchor and f.qualname != anchor.qualname
-            and abs(f.lines - anchor.lines) <= max(2, anchor.lines // 4)]
+def _similar(by_lines: dict[int, list[CodeFunction]], anchor: CodeFunction, rng: random.Random
+             ) -> CodeFunction | None:
+    """A different function of similar length (within 25% of lines), drawn at random."""
+    slack = max(2, anchor.lines // 4)
+    near = [f for n in range(anchor.lines - slack, anchor.lines + slack + 1) for f in by_lines.get(n, ())
+            if f.qualname != anchor.qualname]
     return rng.choice(near) if near else None
 
 
 def build_clone_split(functions: list[CodeFunction], n: int, rng: random.Random, split: str) -> list[Example]:
+    if n > len(functions):
+        raise TaskDataError(f"clone: the stdlib {split} split has only {len(functions)} usable functions, "
+                            f"asked for {n} examples; use a smaller size")
+    by_lines: dict[int, list[CodeFunction]] = {}
+    for f in functions:
+        by_lines.setdefault(f.lines, []).append(f)
     out: list[Example] = []
     want_clone = True
     for fn in functions:
         if len(out) >= n:
             break
-        other = fn if want_clone else _similar(functions, fn, rng)
+        other = fn if want_clone else _similar(by_lines, fn, rng)
         if other is None:
             continue
         try:

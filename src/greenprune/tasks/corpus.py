@@ -23,6 +23,7 @@ from greenprune._utils import atomic_write_text, cache_dir, progress
 CORPUS_VERSION = 2
 SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__", "_bundled", "turtledemo"}
 SPLIT_NAMES = ("train", "valid", "test")
+_MEMO: dict[str, list[CodeFunction]] = {}  # parsed corpus per cache file, so repeated builds skip the JSON load
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,12 @@ def all_stdlib_functions(root: Path | None = None, *, refresh: bool = False) -> 
     """Every function of the stdlib (deduplicated by AST), in file order; parsed once and cached."""
     root = Path(root) if root is not None else stdlib_dir()
     cache = _cache_path(root)
+    if str(cache) in _MEMO and not refresh:
+        return list(_MEMO[str(cache)])
     if cache.is_file() and not refresh:
-        return [CodeFunction(**row) for row in json.loads(cache.read_text(encoding="utf-8"))]
+        functions = [CodeFunction(**row) for row in json.loads(cache.read_text(encoding="utf-8"))]
+        _MEMO[str(cache)] = functions
+        return list(functions)
     seen: set[str] = set()
     functions: list[CodeFunction] = []
     files = _stdlib_files(root)
@@ -137,7 +142,8 @@ def all_stdlib_functions(root: Path | None = None, *, refresh: bool = False) -> 
             seen.add(key)
             functions.append(fn)
     atomic_write_text(cache, json.dumps([asdict(f) for f in functions]))
-    return functions
+    _MEMO[str(cache)] = functions
+    return list(functions)
 
 
 def split_by_file(

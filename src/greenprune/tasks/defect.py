@@ -28,6 +28,9 @@ def strip_docstring(source: str) -> str:
 
 def build_defect_split(functions: list[CodeFunction], n: int, rng: random.Random, split: str) -> list[Example]:
     """`n` examples, alternating buggy/clean so classes are balanced; each function is used at most once."""
+    if n > len(functions):
+        raise TaskDataError(f"defect: the stdlib {split} split has only {len(functions)} usable functions, "
+                            f"asked for {n} examples; use a smaller size")
     out: list[Example] = []
     want_bug = True
     for fn in functions:

@@ -169,7 +169,7 @@ def mutate(source: str, rng: random.Random, operators: tuple[str, ...] = OPERATO
         work = copy.deepcopy(tree)
         work_fn = work.body[0]
         assert isinstance(work_fn, (ast.FunctionDef, ast.AsyncFunctionDef))
-        work_sites = _sites(work_fn)  # same walk order on the copy → same index
+        work_sites = [s for s in _sites(work_fn) if s[0] in operators]  # same walk order on the copy
         _, node = work_sites[index]
         line = getattr(node, "lineno", 0)
         _apply(kind, node, work_fn, rng)

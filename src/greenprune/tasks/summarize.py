@@ -31,6 +31,9 @@ def without_docstring(fn: CodeFunction) -> str:
 
 
 def build_summarize_split(functions: list[CodeFunction], n: int, split: str) -> list[Example]:
+    if n > len(functions):
+        raise TaskDataError(f"summarize: the stdlib {split} split has only {len(functions)} usable functions, "
+                            f"asked for {n} examples; use a smaller size")
     out = []
     for fn in functions:
         if len(out) >= n:

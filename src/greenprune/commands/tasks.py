@@ -1,0 +1,153 @@
+"""`greenprune finetune` and `greenprune eval`: task quality of a model, written as result records."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from greenprune.commands._common import command_line, console, quiet_libraries, user_errors
+
+DEFAULT_RESULTS = Path("greenprune-results")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "model"
+
+
+def _splits(task: Any, data: str | None, size: int, seed: int) -> Any:
+    return task.load(data) if data else task.embedded(size=size, seed=seed)
+
+
+def _print_metrics(title: str, metrics: dict[str, float]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+def _save(record: Any, json_path: Path | None, verb: str, model: str, task: str) -> Path:
+    from greenprune.measure.records import save_json
+
+    path = json_path or DEFAULT_RESULTS / f"{verb}-{_slug(model)}-{task}.json"
+    save_json(record, path)
+    console.print(f"record written to [bold]{path}[/]")
+    return path
+
+
+def finetune(
+    model: str = typer.Argument(..., help="embedded alias, local HF folder, .gguf file or hub id"),
+    task: str = typer.Option(..., "--task", "-t", help="defect | clone | summarize | generate | perplexity"),
+    data: str | None = typer.Option(None, help="official-format folder/file or HF datasets id (default: embedded)"),
+    size: int = typer.Option(400, help="embedded dataset size (train+valid+test)"),
+    seed: int = typer.Option(0, help="seed of the embedded dataset and of training"),
+    epochs: float = typer.Option(1.0),
+    lr: float = typer.Option(5e-5),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    max_length: int = typer.Option(256, "--max-length"),
+    eval_every: int = typer.Option(0, "--eval-every", help="optimizer steps between validations (0: per epoch)"),
+    eval_limit: int | None = typer.Option(None, "--eval-limit", help="validate on at most this many examples"),
+    limit: int | None = typer.Option(None, help="test on at most this many examples"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="folder for the best checkpoint and record"),
+    json_path: Path | None = typer.Option(None, "--json", help="where to write the result record"),
+    baseline: bool = typer.Option(True, help="also score the model on the test split before fine-tuning"),
+) -> None:
+    """Fine-tune MODEL on a task, keep the best validation checkpoint, and record its test metrics."""
+    quiet_libraries()
+    with user_errors():
+        from greenprune.measure.records import ResultRecord
+        from greenprune.models import load_model
+        from greenprune.tasks import TrainConfig, get_task
+
+        spec = get_task(task)
+        splits = _splits(spec, data, size, seed)
+        loaded = load_model(model, task=task)
+        config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, seed=seed,
+                             eval_every=eval_every, eval_limit=eval_limit, device=device,
+                             output_dir=str(output) if output else None)
+        test = splits.test
+        eval_kwargs = {"batch_size": batch_size, "max_length": max_length, "limit": limit}
+        metrics: dict[str, float] = {}
+        if baseline and test:
+            before = spec.evaluate(loaded.model, loaded.tokenizer, test, **eval_kwargs)
+            metrics.update({f"before_{k}": v for k, v in before.items()})
+        start = time.perf_counter()
+        result = spec.finetune(loaded.model, loaded.tokenizer, splits, config)
+        train_seconds = time.perf_counter() - start
+        if test:
+            metrics.update(spec.evaluate(result.model, loaded.tokenizer, test, **eval_kwargs))
+        metrics.update({f"valid_{k}" if not k.startswith("valid_") else k: v for k, v in result.best_metrics.items()})
+        metrics["train_seconds"] = train_seconds
+        record = ResultRecord(
+            model=model, method="finetune", task=task, metrics=metrics,
+            config={"train": vars(config), "data": splits.source, "splits": splits.sizes(),
+                    "best_step": result.best_step, "history": result.history},
+            artifacts={"checkpoint": result.checkpoint} if result.checkpoint else {},
+            command=command_line(),
+        )
+        _print_metrics(f"{model} fine-tuned on {task} ({splits.source})", metrics)
+        _save(record, json_path or (output / "result.json" if output else None), "finetune", model, task)
+
+
+def evaluate(
+    model: str = typer.Argument(..., help="embedded alias, local HF folder, .gguf file or hub id"),
+    task: str = typer.Option(..., "--task", "-t", help="defect | clone | summarize | generate | perplexity"),
+    data: str | None = typer.Option(None, help="official-format folder/file or HF datasets id (default: embedded)"),
+    split: str = typer.Option("test", help="train | valid | test"),
+    size: int = typer.Option(400, help="embedded dataset size (train+valid+test)"),
+    seed: int = typer.Option(0),
+    limit: int | None = typer.Option(None, help="evaluate on at most this many examples"),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    max_length: int = typer.Option(512, "--max-length"),
+    max_new_tokens: int = typer.Option(300, "--max-new-tokens", help="generation budget (generate, summarize)"),
+    samples: int = typer.Option(1, help="samples per problem for pass@k (1: greedy pass@1)"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    json_path: Path | None = typer.Option(None, "--json", help="where to write the result record"),
+) -> None:
+    """Score MODEL on a task split and write the metrics as a result record."""
+    quiet_libraries()
+    with user_errors():
+        import torch
+
+        from greenprune.measure.records import ResultRecord
+        from greenprune.models import load_model
+        from greenprune.tasks import get_task
+
+        spec = get_task(task)
+        splits = _splits(spec, data, size, seed)
+        examples = splits[split]
+        loaded = load_model(model, task=task)
+        target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                              ("cpu" if device == "auto" else device))
+        loaded.model.to(target)
+        kwargs: dict[str, Any] = {"batch_size": batch_size, "max_length": max_length, "limit": limit}
+        if task == "generate":
+            ks = tuple(k for k in (1, 10, 100) if k <= samples)
+            kwargs.update(max_new_tokens=max_new_tokens, n_samples=samples, ks=ks)
+        elif task == "summarize":
+            kwargs.update(max_new_tokens=min(max_new_tokens, 64))
+        start = time.perf_counter()
+        metrics = spec.evaluate(loaded.model, loaded.tokenizer, examples, **kwargs)
+        metrics["eval_seconds"] = time.perf_counter() - start
+        record = ResultRecord(
+            model=model, method="baseline", task=task, metrics=metrics,
+            config={"data": splits.source, "split": split, "limit": limit, "batch_size": batch_size,
+                    "max_length": max_length, **({"max_new_tokens": max_new_tokens, "samples": samples}
+                                                  if task in ("generate", "summarize") else {})},
+            command=command_line(),
+        )
+        _print_metrics(f"{model} on {task} / {split} ({splits.source})", metrics)
+        _save(record, json_path, "eval", model, task)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune")(finetune)
+    app.command("eval")(evaluate)

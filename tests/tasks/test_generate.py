@@ -1,0 +1,61 @@
+"""pass@k on HumanEval: canonical solutions all pass, empty bodies all fail; every run goes through the sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from greenprune.tasks import get_task
+from greenprune.tasks.generate import program_for
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def humaneval():
+    return get_task("generate").embedded().test
+
+
+def test_canonical_solutions_pass_at_1_is_one(humaneval):
+    task = get_task("generate")
+    metrics = task.score_completions(humaneval, [[e.target] for e in humaneval], workers=2)
+    assert metrics["problems"] == 164
+    assert metrics["pass@1"] == 1.0
+
+
+def test_empty_bodies_pass_at_1_is_zero(humaneval):
+    task = get_task("generate")
+    sample = humaneval[::4]  # every 4th problem keeps the default run short; all 164 pass the canonical test above
+    metrics = task.score_completions(sample, [["    pass\n"] for _ in sample], workers=2)
+    assert metrics["pass@1"] == 0.0
+
+
+def test_pass_at_k_mixes_samples():
+    task = get_task("generate")
+    problems = task.load(FIX / "humaneval.jsonl").test
+    good, bad = [e.target for e in problems], ["    return None\n"] * len(problems)
+    # problem 0: 1 of 3 samples right; problem 1: 3 of 3 right
+    completions = [[good[0], bad[0], bad[0]], [good[1], good[1], good[1]]]
+    m = task.score_completions(problems, completions, ks=(1, 2))
+    assert m["pass@1"] == pytest.approx((1 / 3 + 1) / 2)
+    assert m["pass@2"] == pytest.approx(((1 - 1 / 3) + 1) / 2)
+
+
+def test_mbpp_programs_run_the_tests():
+    task = get_task("generate")
+    problems = task.load(FIX / "mbpp.jsonl").test
+    assert task.score_completions(problems, [[e.target] for e in problems])["pass@1"] == 1.0
+    wrong = [["def rev(s):\n    return s\n"], ["def biggest(xs):\n    return min(xs)\n"]]
+    assert task.score_completions(problems, wrong)["pass@1"] == 0.0
+    assert "assert rev('ab') == 'ba'" in program_for(problems[0], problems[0].target or "")
+
+
+def test_generation_with_tiny_llama_is_scored():
+    from greenprune.models import load_model
+
+    task = get_task("generate")
+    problems = task.load(FIX / "humaneval.jsonl").test
+    model, tokenizer = load_model("tiny-llama", task="generate")
+    m = task.evaluate(model, tokenizer, problems, max_new_tokens=4, batch_size=2)
+    assert m["pass@1"] == 0.0 and m["problems"] == 2  # a random model writes no correct code

@@ -1,0 +1,53 @@
+"""Metrics against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from greenprune.tasks import metrics
+
+
+def test_classification_metrics():
+    m = metrics.classification_metrics([1, 1, 0, 0, 1], [1, 0, 0, 1, 1])
+    assert m["accuracy"] == pytest.approx(3 / 5)
+    assert m["precision"] == pytest.approx(2 / 3)
+    assert m["recall"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 / 3)
+    assert metrics.classification_metrics([0, 0], [0, 0])["f1"] == 0.0
+    with pytest.raises(ValueError):
+        metrics.classification_metrics([1], [1, 0])
+
+
+def test_pass_at_k_unbiased():
+    assert metrics.pass_at_k(10, 0, 1) == 0.0
+    assert metrics.pass_at_k(10, 10, 5) == 1.0
+    assert metrics.pass_at_k(10, 3, 1) == pytest.approx(0.3)
+    # 1 - C(7,2)/C(10,2) = 1 - 21/45
+    assert metrics.pass_at_k(10, 3, 2) == pytest.approx(1 - 21 / 45)
+    assert metrics.pass_at_k(5, 4, 2) == 1.0
+    with pytest.raises(ValueError):
+        metrics.pass_at_k(2, 1, 3)
+
+
+def test_smoothed_bleu4():
+    assert metrics.smoothed_bleu4(["returns the sum of two numbers"], ["returns the sum of two numbers"]) == \
+        pytest.approx(100.0)
+    # hand-computed: ref "a b c d" vs hyp "a b x": p1=2/3, p2=(1+1)/(2+1), p3=(0+1)/(1+1), p4=(0+1)/(0+1)
+    expected = math.exp((math.log(2 / 3) + math.log(2 / 3) + math.log(1 / 2) + math.log(1)) / 4 + (1 - 5 / 4))
+    assert metrics.sentence_bleu4_smoothed("a b c d", "a b x") == pytest.approx(expected, rel=1e-6)
+    assert metrics.sentence_bleu4_smoothed("Hello, World", "hello , world") == pytest.approx(1.0)
+    assert 0 < metrics.smoothed_bleu4(["open the file"], ["close the file"]) < 100
+
+
+def test_sacrebleu_and_exact_match():
+    assert metrics.sacrebleu(["the cat sat on the mat"], ["the cat sat on the mat"]) == pytest.approx(100.0)
+    assert metrics.sacrebleu(["the cat sat on the mat"], ["a dog"]) < 10
+    assert metrics.exact_match(["a  b", "c"], ["a b", "d"]) == 0.5
+
+
+def test_perplexity():
+    assert metrics.perplexity(math.log(4) * 10, 10) == pytest.approx(4.0)
+    with pytest.raises(ValueError):
+        metrics.perplexity(1.0, 0)

@@ -1,0 +1,109 @@
+"""Fine-tune / evaluate loops on tiny models: learning happens, the best checkpoint is kept and reloadable."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+import torch
+
+from greenprune.tasks import Example, Splits, TaskDataError, TrainConfig, get_task
+
+
+@pytest.fixture(scope="module")
+def tiny_bert():
+    from greenprune.models import load_model
+
+    return load_model("tiny-bert", task="defect")
+
+
+def _toy_classification(n: int, seed: int) -> list[Example]:
+    """Label 1 iff the function compares with `<=` — a one-token cue a tiny model can learn in a few steps."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        label = i % 2
+        op = "<=" if label else "=="
+        name = rng.choice(["count", "size", "total", "index"])
+        out.append(Example(text=f"def f(x):\n    if x {op} {name}:\n        return {rng.randint(0, 9)}\n", label=label))
+    return out
+
+
+def test_classification_batches_carry_labels(tiny_bert):
+    task = get_task("defect")
+    batch = next(task.batches(tiny_bert.tokenizer, _toy_classification(6, 0), batch_size=4, max_length=32))
+    assert set(batch) >= {"input_ids", "attention_mask", "labels"}
+    assert batch["labels"].tolist() == [0, 1, 0, 1] and batch["input_ids"].shape[0] == 4
+    pair = next(get_task("clone").batches(
+        tiny_bert.tokenizer, [Example(text="def a(): pass", text_pair="def b(): pass", label=1)], 2, 32))
+    sep = tiny_bert.tokenizer.sep_token_id
+    assert (pair["input_ids"][0] == sep).sum() == 2  # one sequence holding both functions
+
+
+def test_finetune_learns_and_keeps_best_checkpoint(tiny_bert, tmp_path):
+    task = get_task("defect")
+    model = copy.deepcopy(tiny_bert.model)
+    splits = Splits(_toy_classification(64, 1), _toy_classification(16, 2), _toy_classification(16, 3))
+    before = task.evaluate(model, tiny_bert.tokenizer, splits.test, batch_size=16, max_length=32)
+    config = TrainConfig(epochs=3, lr=3e-3, batch_size=8, max_length=32, seed=0, eval_every=4,
+                         output_dir=str(tmp_path / "out"))
+    result = task.finetune(model, tiny_bert.tokenizer, splits, config)
+    after = task.evaluate(result.model, tiny_bert.tokenizer, splits.test, batch_size=16, max_length=32)
+    assert len(result.history) >= 6 and all("accuracy" in row for row in result.history)
+    assert after["accuracy"] >= 0.9 > before["accuracy"] - 0.0 or after["accuracy"] > before["accuracy"]
+    best = max(row["accuracy"] for row in result.history)
+    assert result.best_metrics["accuracy"] == best
+    # the returned model is the best checkpoint, not the last one
+    again = task.evaluate(result.model, tiny_bert.tokenizer, splits.valid, batch_size=16, max_length=32)
+    assert again["accuracy"] == pytest.approx(best)
+    from transformers import AutoModelForSequenceClassification
+
+    assert (tmp_path / "out" / "best" / "model.safetensors").is_file()
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out" / "best")
+    x = next(task.batches(tiny_bert.tokenizer, splits.valid, 4, 32))
+    x.pop("labels")
+    with torch.no_grad():
+        assert torch.allclose(reloaded(**x).logits, result.model(**x).logits, atol=1e-5)
+
+
+def test_same_seed_same_training(tiny_bert):
+    task = get_task("defect")
+    splits = Splits(_toy_classification(16, 1), _toy_classification(8, 2), [])
+    config = TrainConfig(epochs=1, lr=1e-3, batch_size=8, max_length=32, seed=5)
+    a = task.finetune(copy.deepcopy(tiny_bert.model), tiny_bert.tokenizer, splits, config)
+    b = task.finetune(copy.deepcopy(tiny_bert.model), tiny_bert.tokenizer, splits, config)
+    assert a.history[-1]["train_loss"] == b.history[-1]["train_loss"]
+
+
+def test_empty_train_split_is_a_user_error(tiny_bert):
+    with pytest.raises(TaskDataError, match="train split is empty"):
+        get_task("defect").finetune(tiny_bert.model, tiny_bert.tokenizer, Splits([], [], []), TrainConfig())
+
+
+def test_causal_lm_perplexity_and_finetune():
+    from greenprune.models import load_model
+
+    model, tokenizer = load_model("tiny-llama", task="perplexity")
+    task = get_task("perplexity")
+    text = [Example(text="def add(a, b):\n    return a + b\n")] * 8
+    ppl = task.evaluate(model, tokenizer, text[:2], batch_size=2, max_length=32)
+    assert ppl["perplexity"] > 1000  # random weights over a 49k vocabulary
+    batch = next(task.train_batches(tokenizer, text[:2], 2, 32))
+    assert (batch["labels"][batch["attention_mask"] == 0] == -100).all()
+    result = task.finetune(model, tokenizer, Splits(text, text[:2], []),
+                           TrainConfig(epochs=5, lr=1e-2, batch_size=4, max_length=32, warmup_ratio=0.0))
+    assert result.best_metrics["valid_perplexity"] < ppl["perplexity"] / 5
+
+
+def test_summarize_masks_the_prompt():
+    from greenprune.models import load_model
+
+    model, tokenizer = load_model("tiny-llama", task="summarize")
+    task = get_task("summarize")
+    ex = Example(text="def neg(x):\n    return -x", target="Negate a number.")
+    batch = next(task.train_batches(tokenizer, [ex], 1, 128))
+    trained = batch["labels"][0][batch["labels"][0] != -100].tolist()
+    assert tokenizer.decode(trained).strip().startswith("Negate a number.")
+    metrics = task.evaluate(model, tokenizer, [ex], batch_size=1, max_length=64, max_new_tokens=4)
+    assert set(metrics) >= {"bleu4_smoothed", "sacrebleu", "exact_match"}
