@@ -40,6 +40,12 @@ from greenprune.report import Report, build_report
 
 # --- end recipes & reports ---
 
+# --- tasks & data (issue #3) ---
+# isort: split
+from greenprune.tasks import TASKS, Example, FinetuneResult, Splits, Task, TaskDataError, TrainConfig, get_task
+
+# --- end tasks & data ---
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -58,6 +64,9 @@ __all__ += [
     "LotteryConfig", "LotteryResult", "PruningReport", "WeightPruningConfig", "compare_quantized", "load_sparse",
     "make_permanent", "prune", "quantize", "run_lottery", "save_sparse", "sparsity_report",
 ]
+
+# tasks & data (issue #3)
+__all__ += ["TASKS", "Example", "FinetuneResult", "Splits", "Task", "TaskDataError", "TrainConfig", "get_task"]
 
 # recipes & reports (issue #7)
 __all__ += [
