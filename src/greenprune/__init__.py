@@ -46,6 +46,25 @@ from greenprune.tasks import TASKS, Example, FinetuneResult, Splits, Task, TaskD
 
 # --- end tasks & data ---
 
+# --- structure & recover (issue #6) ---
+# isort: split
+from greenprune.recover import Pair, RecoveryConfig, RecoveryResult, load_pairs, recover, stdlib_pairs
+from greenprune.structure import (
+    FFNPruningConfig,
+    HeadPruningConfig,
+    LayerPruningConfig,
+    VocabPruningConfig,
+    calibration_batches,
+    layer_scores,
+    prune_ffn,
+    prune_kv_groups,
+    prune_layers,
+    prune_vocab,
+    remove_layers,
+)
+
+# --- end structure & recover ---
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -67,6 +86,13 @@ __all__ += [
 
 # tasks & data (issue #3)
 __all__ += ["TASKS", "Example", "FinetuneResult", "Splits", "Task", "TaskDataError", "TrainConfig", "get_task"]
+
+# structure & recover (issue #6)
+__all__ += [
+    "FFNPruningConfig", "HeadPruningConfig", "LayerPruningConfig", "Pair", "RecoveryConfig", "RecoveryResult",
+    "VocabPruningConfig", "calibration_batches", "layer_scores", "load_pairs", "prune_ffn", "prune_kv_groups",
+    "prune_layers", "prune_vocab", "recover", "remove_layers", "stdlib_pairs",
+]
 
 # recipes & reports (issue #7)
 __all__ += [

@@ -1,0 +1,272 @@
+"""Flab-Pruner-style structural pruning of SmolLM2-135M: what each step removes and what it costs in quality.
+
+Rows: vocabulary (stdlib train corpus), layers n = 2/4/6 (kl vs bi, greedy with re-scoring), FFN 10/20/30%, the
+combination, and LoRA recovery of chosen rows. Per row: parameters, checkpoint bytes, held-out code perplexity,
+HumanEval canonical-solution NLL on all 164 problems (a per-problem quality signal cheap enough for every row),
+HumanEval greedy pass@1 (on the rows and problems the CPU budget allows: see --gen-rows / --gen-problems), and
+tokens/s measured against the original in the same process with interleaved rounds.
+
+Quality numbers are normalised by the ORIGINAL tokenizer's token count, so vocabulary pruning (which splits unseen
+code into more tokens) is not rewarded for producing more, easier tokens.
+
+    python benchmarks/structure.py            # full run, resumes from benchmarks/results/structure.rows.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--eval-texts", type=int, default=32, help="held-out stdlib functions (test split) for perplexity")
+    ap.add_argument("--he-nll", type=int, default=164, help="HumanEval problems scored by canonical-solution NLL")
+    ap.add_argument("--gen-problems", type=int, default=164, help="HumanEval problems generated for pass@1")
+    ap.add_argument("--gen-rows", default="baseline,combo,combo+lora",
+                    help="rows that get generated pass@1 (comma list, 'all' or 'none')")
+    ap.add_argument("--gen-batch", type=int, default=16)
+    ap.add_argument("--max-new-tokens", type=int, default=192)
+    ap.add_argument("--calib-batches", type=int, default=2)
+    ap.add_argument("--calib-seq-len", type=int, default=128)
+    ap.add_argument("--recover-steps", type=int, default=60)
+    ap.add_argument("--recover-rows", default="combo", help="rows that also get a '+lora' recovered variant")
+    ap.add_argument("--combo", default="vocab,kl4,ffn20", help="steps of the combination row")
+    ap.add_argument("--rows", default="all", help="subset of rows to run (comma list)")
+    ap.add_argument("--fresh", action="store_true", help="ignore saved rows")
+    return ap.parse_args()
+
+
+def params(model: Any) -> int:
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        from greenprune.models import load_model
+        from greenprune.structure.calibration import calibration_batches, stdlib_code
+        from greenprune.tasks.generate import GenerateTask
+
+        self.args = args
+        loaded = load_model(args.model, task="causal-lm")
+        self.base, self.tok = loaded.model.eval(), loaded.tokenizer
+        self.eval_texts = stdlib_code(limit=args.eval_texts, split="test")
+        self.vocab_texts = stdlib_code(limit=100_000, split="train")
+        self.calib_texts = stdlib_code(limit=64, split="valid")
+        self.task = GenerateTask()
+        self.problems = self.task.embedded().test
+        self.calib = calibration_batches(self.tok, self.calib_texts, seq_len=args.calib_seq_len, batch_size=4,
+                                         max_batches=args.calib_batches)
+        # cost batches: corpus text, so vocab-pruned rows can be fed the same token strings through an id remap
+        self.cost_batches = calibration_batches(self.tok, self.vocab_texts[:200], seq_len=256, batch_size=4,
+                                                max_batches=1)
+        self._ref: dict[str, int] = {}
+        self._layer_orders: dict[str, list[int]] = {}
+        self._vocab: tuple[Any, list[int]] | None = None
+
+    # ---- building candidates -------------------------------------------------------------------------------
+    def vocab_step(self, model: Any) -> tuple[Any, Any, list[int], dict[str, Any]]:
+        from greenprune.structure.vocab import prune_vocab, shrink_embeddings
+
+        if self._vocab is not None:  # same corpus, same result: reuse the tokenizer and shrink this copy
+            tok, kept = self._vocab
+            return shrink_embeddings(model, kept), tok, kept, {"vocab": f"{len(self.tok)}→{len(kept)}"}
+        t = time.time()
+        res = prune_vocab(model, self.tok, self.vocab_texts)
+        self._vocab = (res.tokenizer, res.kept_ids)
+        return res.model, res.tokenizer, res.kept_ids, {"vocab": f"{res.vocab_before}→{res.vocab_after}",
+                                                         "vocab_s": round(time.time() - t, 1)}
+
+    def layer_order(self, metric: str, n: int) -> list[int]:
+        """Greedy removal order (original indices) computed once up to the largest n; prefixes are the smaller n."""
+        from greenprune.structure.layers import LayerPruningConfig, prune_layers
+
+        if metric not in self._layer_orders or len(self._layer_orders[metric]) < n:
+            work = copy.deepcopy(self.base)
+            t = time.time()
+            depth = work.config.num_hidden_layers
+            res = prune_layers(work, self.calib, LayerPruningConfig(n=min(max(n, 6), depth - 1), metric=metric))
+            self._layer_orders[metric] = res.removed
+            print(f"[layers {metric}] greedy order {res.removed} in {time.time() - t:.0f}s", flush=True)
+            del work
+        return self._layer_orders[metric][:n]
+
+    def build(self, row: str) -> tuple[Any, Any, list[int] | None, dict[str, Any]]:
+        from greenprune.structure.calibration import calibration_batches
+        from greenprune.structure.ffn import FFNPruningConfig, prune_ffn
+        from greenprune.structure.layers import remove_layers
+
+        steps = self.args.combo.split(",") if row.startswith("combo") else [row]
+        model, tok, kept, info = copy.deepcopy(self.base), self.tok, None, {}
+        if row == "baseline":
+            return model, tok, None, info
+        removed: list[int] = []
+        for step in steps:
+            if step == "vocab":
+                model, tok, kept, extra = self.vocab_step(model)
+                info.update(extra)
+            elif step[:2] in ("kl", "bi"):
+                order = self.layer_order(step[:2], int(step[2:]))
+                removed = order
+                remove_layers(model, sorted(order))
+                info["layers_removed"] = sorted(order)
+            elif step.startswith("ffn"):
+                calib = self.calib if kept is None else calibration_batches(
+                    tok, self.calib_texts, seq_len=self.args.calib_seq_len, batch_size=4,
+                    max_batches=self.args.calib_batches)
+                res = prune_ffn(model, calib, FFNPruningConfig(fraction=int(step[3:]) / 100))
+                info["ffn"] = f"{res.size_before}→{res.size_after}"
+            else:
+                raise SystemExit(f"unknown step {step!r} in row {row!r}")
+        del removed
+        return model, tok, kept, info
+
+    def recover(self, model: Any, tok: Any) -> tuple[Any, dict[str, Any]]:
+        from greenprune.recover import RecoveryConfig, recover, stdlib_pairs
+
+        t = time.time()
+        res = recover(model, tok, stdlib_pairs(limit=2000),
+                      RecoveryConfig(steps=self.args.recover_steps, batch_size=4, max_len=256), data_name="stdlib")
+        s = res.summary()
+        return res.model, {"lora": f"{s['steps']} steps, loss {s['loss_first']}→{s['loss_last']}",
+                           "lora_s": round(time.time() - t, 1)}
+
+    # ---- measuring ---------------------------------------------------------------------------------------
+    def ref_tokens(self, key: str, compute: Any) -> int:
+        if key not in self._ref:
+            self._ref[key] = compute()
+        return self._ref[key]
+
+    def quality(self, model: Any, tok: Any, generate: bool) -> dict[str, float]:
+        from greenprune.structure.evaluate import code_nll
+
+        out: dict[str, float] = {}
+        nll, _ = code_nll(model, tok, self.eval_texts, batch_size=8, max_length=1024)
+        ref = self.ref_tokens("ppl", lambda: code_nll(self.base, self.tok, self.eval_texts, batch_size=8,
+                                                      max_length=1024)[1])
+        out["ppl"] = math.exp(nll / ref)
+        he = self.problems[: self.args.he_nll]
+        he_nll, _ = self.task.token_nll(model, tok, he, 8, 1024)
+        he_ref = self.ref_tokens("he", lambda: self.task.token_nll(self.base, self.tok, he, 8, 1024)[1])
+        out["he_nll"] = he_nll / he_ref
+        if generate:
+            t = time.time()
+            m = self.task.evaluate(model, tok, self.problems[: self.args.gen_problems], batch_size=self.args.gen_batch,
+                                   max_new_tokens=self.args.max_new_tokens)
+            out["pass@1"] = m["pass@1"]
+            out["gen_problems"] = m["problems"]
+            out["gen_s"] = round(time.time() - t, 1)
+        return out
+
+    def speed(self, model: Any, kept: list[int] | None) -> dict[str, float]:
+        from greenprune.measure import compare
+        from greenprune.structure.pipeline import IdRemap
+
+        cand = IdRemap(model, kept, len(self.tok)) if kept is not None else model
+        comp = compare(self.base, cand, self.cost_batches, names=("original", "pruned"), rounds=3, energy=False,
+                       count_memory=False)
+        return {"tok_s_ratio": comp.candidate.cost.throughput_tokens_s / comp.baseline.cost.throughput_tokens_s,
+                "flops_ratio": comp.candidate.cost.flops_per_sample / comp.baseline.cost.flops_per_sample,
+                "speed_verdict": comp.verdict}
+
+
+def load_rows(path: Path, fresh: bool) -> dict[str, dict[str, Any]]:
+    if fresh or not path.is_file():
+        return {}
+    return {r["row"]: r for r in json.loads(path.read_text())}
+
+
+def write_markdown(rows: dict[str, dict[str, Any]], order: list[str], command: str, args: argparse.Namespace) -> None:
+    from greenprune._utils import atomic_write_text
+
+    base = rows.get("baseline")
+    lines = [
+        "# Structural pruning of SmolLM2-135M-Instruct (vocabulary, layers, FFN, LoRA recovery)",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Held-out perplexity: " + f"{args.eval_texts} stdlib functions from the test split (files never used for the "
+        "vocabulary corpus, calibration or recovery). HE NLL: mean NLL per token of HumanEval canonical solutions "
+        f"given their prompts ({args.he_nll} problems). Both divide by the ORIGINAL tokenizer's token count. "
+        "Retention = baseline/candidate for perplexity, exp(-(candidate-baseline)) for HE NLL, candidate/baseline "
+        "for pass@1. tok/s and FLOPs: candidate/baseline, interleaved in one process (3 rounds, 4×256 tokens).",
+        "",
+        "| row | params | removed | bytes | ppl | ppl retention | HE NLL | HE retention | pass@1 (n) | tok/s × | "
+        "FLOPs × | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in order:
+        r = rows.get(name)
+        if r is None:
+            continue
+        removed = 1 - r["params"] / base["params"] if base else float("nan")
+        ppl_ret = base["ppl"] / r["ppl"] if base else float("nan")
+        he_ret = math.exp(-(r["he_nll"] - base["he_nll"])) if base else float("nan")
+        p1 = f"{r['pass@1']:.3f} ({int(r['gen_problems'])})" if "pass@1" in r else "—"
+        notes = ", ".join(f"{k}={r[k]}" for k in ("vocab", "layers_removed", "ffn", "lora") if k in r)
+        lines.append(
+            f"| {name} | {r['params'] / 1e6:.1f}M | {100 * removed:.1f}% | {r['bytes'] / 1e6:.0f} MB | "
+            f"{r['ppl']:.3f} | "
+            f"{100 * ppl_ret:.1f}% | {r['he_nll']:.3f} | {100 * he_ret:.1f}% | {p1} | {r.get('tok_s_ratio', 0):.2f} | "
+            f"{r.get('flops_ratio', 0):.2f} | {notes} |"
+        )
+    lines += ["", "Per-row timings and the speed verdicts are in `structure.rows.json`.", ""]
+    atomic_write_text(RESULTS / "structure.md", "\n".join(lines))
+
+
+def main() -> None:
+    args = parse()
+    command = shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rows_path = RESULTS / "structure.rows.json"
+    rows = load_rows(rows_path, args.fresh)
+    plan = ["baseline", "combo", "vocab", "kl2", "kl4", "kl6", "bi2", "bi4", "bi6", "ffn10", "ffn20", "ffn30"]
+    recover_rows = [r for r in args.recover_rows.split(",") if r]
+    order: list[str] = []
+    for r in plan:
+        order.append(r)
+        if r in recover_rows:
+            order.append(f"{r}+lora")
+    wanted = order if args.rows == "all" else [r for r in order if r in args.rows.split(",")]
+    gen_rows = set(order if args.gen_rows == "all" else [] if args.gen_rows == "none" else args.gen_rows.split(","))
+    bench = Bench(args)
+    from greenprune.measure import checkpoint_bytes
+
+    for name in wanted:
+        if name in rows:
+            print(f"[skip] {name} (saved)", flush=True)
+            continue
+        t0 = time.time()
+        base_name = name.removesuffix("+lora")
+        model, tok, kept, info = bench.build(base_name)
+        if name.endswith("+lora"):
+            model, extra = bench.recover(model, tok)
+            info.update(extra)
+        model.eval()
+        row: dict[str, Any] = {"row": name, "params": params(model), "bytes": checkpoint_bytes(model), **info}
+        row.update(bench.quality(model, tok, name in gen_rows))
+        row.update(bench.speed(model, kept))
+        row["seconds"] = round(time.time() - t0, 1)
+        rows[name] = row
+        rows_path.write_text(json.dumps(list(rows.values()), indent=1, default=str))
+        write_markdown(rows, order, command, args)
+        print(f"[done] {name}: " + json.dumps({k: v for k, v in row.items() if k != "speed_verdict"}, default=str),
+              flush=True)
+        del model
+
+
+if __name__ == "__main__":
+    main()
