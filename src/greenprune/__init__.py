@@ -65,6 +65,14 @@ from greenprune.structure import (
 
 # --- end structure & recover ---
 
+# --- tokens: ALPINE (issue #4) ---
+# isort: split
+from greenprune.tokens import AlpineConfig, AlpineError, AlpineHandle, LengthTrace, plot_trace
+from greenprune.tokens import attach as attach_alpine
+from greenprune.tokens import detach as detach_alpine
+
+# --- end tokens ---
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -98,4 +106,9 @@ __all__ += [
 __all__ += [
     "RayExecutor", "Recipe", "RecipeError", "Report", "RunError", "SequentialExecutor", "build_report", "load_recipe",
     "parse_recipe", "register_step", "resume_run", "run_recipe",
+]
+
+# tokens: ALPINE (issue #4)
+__all__ += [
+    "AlpineConfig", "AlpineError", "AlpineHandle", "LengthTrace", "attach_alpine", "detach_alpine", "plot_trace",
 ]

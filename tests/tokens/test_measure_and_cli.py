@@ -1,0 +1,85 @@
+"""ALPINE with the measurement spine and the CLI: counted FLOPs follow kept lengths; the command writes records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from greenprune.measure import count_flops
+from greenprune.models import load_model
+from greenprune.tokens import AlpineConfig, LengthTrace, attach
+from greenprune.tokens.experiment import static_ratio_matching
+
+CODE = [
+    "def mean(xs):\n    total = 0\n    for x in xs:\n        total += x\n    return total / len(xs)",
+    "static int clamp(int v, int lo, int hi) { if (v < lo) return lo; if (v > hi) return hi; return v; }",
+    "for i in range(3): print(i)",
+]
+
+
+def test_counted_flops_fall_with_kept_lengths():
+    loaded = load_model("tiny-bert", task="classification")
+    batch = loaded.tokenizer(CODE, padding=True, return_tensors="pt")
+    base = count_flops(loaded.model, batch)
+    flops, kept = [], []
+    for alpha in (1e6, 1.5, 0.5):
+        with attach(loaded, AlpineConfig(layers="all", alpha=alpha)) as handle:
+            flops.append(count_flops(loaded.model, batch))
+            kept.append(sum(handle.trace.mean_widths()))
+    assert flops[0] == pytest.approx(base, rel=0.05)  # nothing pruned: only the scoring/repack extras
+    assert kept[0] > kept[1] > kept[2]
+    assert flops[0] > flops[1] > flops[2]
+    assert flops[2] < 0.7 * base
+
+
+def test_static_ratio_matches_adaptive_mean_kept_ratio():
+    trace = LengthTrace(pruning_layers=[0, 2], num_layers=3)
+    trace.record([torch.tensor([10, 20]), torch.tensor([5, 10]), torch.tensor([5, 10]), torch.tensor([4, 8])],
+                 [20, 10, 10, 8])
+    # layer 0 keeps 0.5, layer 2 keeps 0.8 → mean kept 0.65 → static prunes 0.35
+    assert static_ratio_matching(trace) == pytest.approx(0.35)
+
+
+def test_minilm_alpha_large_is_exact_and_alpine_prunes(minilm):
+    batch = minilm.tokenizer(CODE, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        base = minilm.model(**batch).logits
+        with attach(minilm, AlpineConfig(layers="all", alpha=1e6)):
+            same = minilm.model(**batch).logits
+        with attach(minilm, AlpineConfig(layers="even", alpha=1.0)) as handle:
+            minilm.model(**batch)
+    torch.testing.assert_close(same, base, atol=1e-5, rtol=0)
+    means = handle.trace.mean_lengths()
+    assert means[-1] < 0.9 * means[0]
+
+
+def test_cli_alpine_writes_records_trace_and_plot(tmp_path):
+    from typer.testing import CliRunner
+
+    from greenprune.cli import app
+
+    result = CliRunner().invoke(app, [
+        "alpine", "tiny-bert", "--task", "defect", "--layers", "even", "--alpha", "1.0", "--static-match",
+        "--size", "60", "--rounds", "2", "--cost-batches", "1", "--no-energy", "-o", str(tmp_path),
+    ])
+    assert result.exit_code == 0, result.output
+    records = json.loads((tmp_path / "alpine-tiny-bert-defect.json").read_text())
+    assert len(records) == 2  # adaptive + static at the matching ratio
+    first = records[0]
+    assert first["candidate"]["config"]["alpine"]["layers"] == "even"
+    assert first["ratios"]["flops_per_sample"] < 1.0
+    assert (tmp_path / "alpine-tiny-bert-defect.png").stat().st_size > 1000
+    assert (tmp_path / "alpine-tiny-bert-defect-trace-adaptive-even.json").exists()
+
+
+def test_cli_alpine_rejects_a_generation_task_with_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from greenprune.cli import app
+
+    result = CliRunner().invoke(app, ["alpine", "tiny-bert", "--task", "summarize", "--no-energy",
+                                      "-o", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "summarize" in result.output and "Traceback" not in result.output
