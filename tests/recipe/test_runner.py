@@ -37,11 +37,18 @@ def _stable(record: ResultRecord | Comparison) -> object:
             None if cost is None else (cost.params_total, cost.flops_per_sample, cost.tokens))
 
 
-def test_run_writes_folder_records_checkpoints_and_report(tmp_path):
-    path = tmp_path / "toy.yaml"
-    path.write_text(RECIPE)
-    run_dir = run_recipe(path, root=tmp_path / "runs")
-    assert run_dir.parent == tmp_path / "runs" and run_dir.name.startswith("toyrun-")
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory) -> Path:
+    """One uninterrupted run of the toy recipe, shared by the tests of this module."""
+    toy.setup()
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    (folder / "toy.yaml").write_text(RECIPE)
+    return run_recipe(folder / "toy.yaml", root=folder / "runs")
+
+
+def test_run_writes_folder_records_checkpoints_and_report(toy_run):
+    run_dir = toy_run
+    assert run_dir.parent.name == "runs" and run_dir.name.startswith("toyrun-")
     assert (run_dir / "recipe.yaml").read_text() == RECIPE
     resolved = json.loads((run_dir / "resolved.json").read_text())
     assert resolved["units"][0]["id"] == "toyrun"
@@ -66,10 +73,10 @@ def test_run_writes_folder_records_checkpoints_and_report(tmp_path):
     assert (unit_dir / "DONE").is_file()
 
 
-def test_killed_mid_step_resumes_to_the_same_records(tmp_path):
+def test_killed_mid_step_resumes_to_the_same_records(tmp_path, toy_run):
     path = tmp_path / "toy.yaml"
     path.write_text(RECIPE)
-    reference = run_recipe(path, root=tmp_path / "ref", report=False)
+    reference = toy_run
 
     # a real SIGKILL in the middle of step 4 (prune), after it wrote part of its output
     script = f"""
