@@ -17,7 +17,7 @@ from greenprune.recipe.profile import split_profile
 # quality metrics where smaller is better (everything else: larger is better)
 LOWER_IS_BETTER = ("perplexity", "loss", "ppl")
 # which metric a row reports first, when several are present
-PREFERRED_METRICS = ("f1", "accuracy", "acc", "pass@1", "bleu", "perplexity")
+PREFERRED_METRICS = ("accuracy", "acc", "f1", "pass@1", "bleu", "perplexity")
 
 
 class ReportError(GreenpruneError, ValueError):
@@ -91,7 +91,9 @@ def _unit_rows(run_dir: Path, unit: Any, unit_dir: Path) -> list[Row]:
                       model=unit.spec.model, step=result.index)
         if isinstance(rec, ResultRecord) and rec.method == "baseline" and rec.cost is not None:
             baseline_record = rec
-            ratios = {k: 1.0 for k in ("flops_per_sample", "latency_p50_s", "params_total", "throughput_samples_s")}
+            # a baseline against itself: 1.0 for every cost field it has
+            ratios = {k: 1.0 for k, v in rec.cost.model_dump().items()
+                      if isinstance(v, int | float) and not isinstance(v, bool) and v}
             rows.append(Row(label=str(rec.config.get("label", "baseline")), task=rec.task, record=rec, baseline=rec,
                             ratios=ratios, verdict="baseline", **common))
         elif isinstance(rec, Comparison):
