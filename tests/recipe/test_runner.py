@@ -144,3 +144,14 @@ def test_missing_area_fails_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(RunError, match=r"steps\[4\]\.quantize needs greenprune.no_such_area"):
         run_recipe(path, root=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
+
+
+def test_cli_rejects_a_malformed_recipe_before_any_work(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(RECIPE.replace("alpha: 0.5", "alpah: 0.5"))
+    runs = tmp_path / "runs"
+    proc = subprocess.run([sys.executable, "-m", "greenprune.cli", "run", str(path), "--runs-dir", str(runs)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert f"{path}:10: steps[3].alpine.alpah: unknown key" in " ".join(proc.stderr.split())
+    assert not runs.exists()
