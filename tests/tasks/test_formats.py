@@ -87,8 +87,17 @@ def test_humaneval_missing_field(tmp_path):
         get_task("generate").load(bad)
 
 
-def test_missing_folder_and_offline_hub_id():
+def test_missing_folder():
     with pytest.raises(TaskDataError, match="no such folder"):
         get_task("defect").load(FIX / "nope")
-    with pytest.raises(TaskDataError, match="code_x_glue_cc_defect_detection"):
-        get_task("defect").load("google/code_x_glue_cc_defect_detection")
+
+
+@pytest.mark.parametrize(("task", "dataset_id"), [
+    ("defect", "google/code_x_glue_cc_defect_detection"),
+    ("clone", "google/code_x_glue_cc_clone_detection_big_clone_bench"),
+    ("summarize", "google/code_x_glue_ct_code_to_text"),
+    ("generate", "openai/openai_humaneval"),
+])
+def test_hub_ids_fail_clearly_offline(task, dataset_id):
+    with pytest.raises(TaskDataError, match=dataset_id):
+        get_task(task).load(dataset_id)

@@ -14,7 +14,13 @@ from typing import Any
 from greenprune.tasks.base import Example, Splits, TaskDataError
 from greenprune.tasks.corpus import CodeFunction, stdlib_functions
 from greenprune.tasks.embedded import cached, split_sizes
-from greenprune.tasks.formats import load_bigclonebench
+from greenprune.tasks.formats import (
+    SPLIT_FILES,
+    bigclonebench_pair_rows,
+    hub_folder,
+    load_bigclonebench,
+    looks_like_hub_id,
+)
 from greenprune.tasks.rewrite import RewriteError, rewrite
 from greenprune.tasks.train import ClassificationTask
 
@@ -72,6 +78,10 @@ class CloneTask(ClassificationTask):
         return cached(self.name, size, seed, build, refresh)
 
     def load(self, source: str | Path, max_pairs: int | None = None, **kwargs: Any) -> Splits:
+        if looks_like_hub_id(str(source)):  # e.g. google/code_x_glue_cc_clone_detection_big_clone_bench
+            folder = hub_folder(str(source), **kwargs)
+            parts = [bigclonebench_pair_rows(folder / f"{s}.jsonl")[:max_pairs] for s in SPLIT_FILES]
+            return Splits(*parts, source=str(source))
         path = Path(source)
         if not path.exists():
             raise TaskDataError(f"{path}: no such folder (expected BigCloneBench data.jsonl + train/valid/test.txt)")

@@ -10,7 +10,7 @@ from typing import Any
 from greenprune.tasks.base import Example, Splits, TaskDataError
 from greenprune.tasks.corpus import CodeFunction, stdlib_functions
 from greenprune.tasks.embedded import cached, split_sizes
-from greenprune.tasks.formats import devign_rows, load_devign, load_hf_rows, looks_like_hub_id, rows_to_jsonl_dir
+from greenprune.tasks.formats import devign_rows, hub_folder, load_devign, looks_like_hub_id
 from greenprune.tasks.mutate import mutate
 from greenprune.tasks.train import ClassificationTask
 
@@ -69,13 +69,8 @@ class DefectTask(ClassificationTask):
         return cached(self.name, size, seed, build, refresh)
 
     def load(self, source: str | Path, **kwargs: Any) -> Splits:
-        source_str = str(source)
-        if looks_like_hub_id(source_str):
-            from greenprune._utils import cache_dir
-
-            rows = load_hf_rows(source_str, **kwargs)
-            folder = rows_to_jsonl_dir(rows, cache_dir("datasets", "hf", source_str.replace("/", "__")))
-            return load_devign(folder)
+        if looks_like_hub_id(str(source)):  # e.g. google/code_x_glue_cc_defect_detection
+            return load_devign(hub_folder(str(source), **kwargs))
         path = Path(source)
         if path.is_file():
             return Splits([], [], devign_rows(path), source=str(path))

@@ -283,3 +283,22 @@ def rows_to_jsonl_dir(rows: dict[str, list[dict[str, Any]]], folder: Path) -> Pa
             for row in items:
                 fh.write(json.dumps(row) + "\n")
     return folder
+
+
+def hub_folder(dataset_id: str, split_names: dict[str, str] | None = None, **kwargs: Any) -> Path:
+    """An HF datasets id materialised as split JSONL files in the cache, so the file readers (and checks) apply."""
+    from greenprune._utils import cache_dir
+
+    rows = load_hf_rows(dataset_id, split_names, **kwargs)
+    return rows_to_jsonl_dir(rows, cache_dir("datasets", "hf", dataset_id.replace("/", "__")))
+
+
+def bigclonebench_pair_rows(path: Path) -> list[Example]:
+    """The HF form of BigCloneBench: one row per pair with `func1`, `func2`, `label`."""
+    out = []
+    for lineno, row in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        out.append(Example(text=_field(row, ("func1",), str, where), text_pair=_field(row, ("func2",), str, where),
+                           label=_label(_field(row, ("label",), (int, bool, str), where), where, "label"),
+                           id=str(row.get("id", lineno))))
+    return out

@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 
 from greenprune.tasks.base import Example, Splits, TaskDataError, limited
-from greenprune.tasks.formats import humaneval_rows, load_problems
+from greenprune.tasks.formats import hub_folder, humaneval_rows, load_problems, looks_like_hub_id
 from greenprune.tasks.generation import CODE_STOPS, generate_texts
 from greenprune.tasks.metrics import pass_at_k
 from greenprune.tasks.sandbox import SandboxConfig, check_program, run_many
@@ -56,6 +56,10 @@ class GenerateTask(CausalLMTask):
         return Splits([], [], problems[:size], source=f"embedded:HumanEval ({humaneval_path()})")
 
     def load(self, source: str | Path, **kwargs: Any) -> Splits:
+        if looks_like_hub_id(str(source)):  # e.g. openai/openai_humaneval (one "test" split) or mbpp
+            names = kwargs.pop("split_names", {"test": "test"})
+            folder = hub_folder(str(source), names, **kwargs)
+            return load_problems(folder / "test.jsonl")
         path = Path(source)
         if not path.exists():
             raise TaskDataError(f"{path}: no such file or folder (expected HumanEval or MBPP .jsonl/.jsonl.gz)")

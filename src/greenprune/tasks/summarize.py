@@ -17,7 +17,7 @@ from torch import nn
 from greenprune.tasks.base import Example, Splits, TaskDataError, limited
 from greenprune.tasks.corpus import CodeFunction, stdlib_functions
 from greenprune.tasks.embedded import cached, split_sizes
-from greenprune.tasks.formats import code_to_text_rows, first_sentence, load_code_to_text
+from greenprune.tasks.formats import code_to_text_rows, first_sentence, hub_folder, load_code_to_text, looks_like_hub_id
 from greenprune.tasks.generation import generate_texts
 from greenprune.tasks.metrics import exact_match, sacrebleu, smoothed_bleu4
 from greenprune.tasks.train import CausalLMTask
@@ -68,6 +68,8 @@ class SummarizeTask(CausalLMTask):
         return cached(self.name, size, seed, build, refresh)
 
     def load(self, source: str | Path, **kwargs: Any) -> Splits:
+        if looks_like_hub_id(str(source)):  # e.g. google/code_x_glue_ct_code_to_text (with name="python")
+            return load_code_to_text(hub_folder(str(source), **kwargs))
         path = Path(source)
         if path.is_file():
             return Splits([], [], code_to_text_rows(path), source=str(path))
