@@ -21,6 +21,17 @@ def test_eval_writes_record(tmp_path):
     record = load_json(out)
     assert isinstance(record, ResultRecord) and record.task == "defect"
     assert set(record.metrics) >= {"accuracy", "f1"} and record.command.startswith("greenprune")
+    assert record.cost is None
+
+
+def test_eval_with_cost_measures_the_same_inputs(tmp_path):
+    out = tmp_path / "eval.json"
+    result = runner.invoke(app, ["eval", "tiny-bert", "--task", "defect", "--data", str(FIX / "devign"),
+                                 "--max-length", "64", "--batch-size", "2", "--cost", "--cost-batches", "2",
+                                 "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    record = load_json(out)
+    assert record.cost is not None and record.cost.samples == 4 and record.cost.flops_per_sample > 0
 
 
 def test_finetune_writes_record_and_checkpoint(tmp_path):

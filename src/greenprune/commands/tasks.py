@@ -111,8 +111,10 @@ def evaluate(
     samples: int = typer.Option(1, help="samples per problem for pass@k (1: greedy pass@1)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     json_path: Path | None = typer.Option(None, "--json", help="where to write the result record"),
+    cost: bool = typer.Option(False, help="also measure cost (FLOPs, memory, latency, energy) on the same inputs"),
+    cost_batches: int = typer.Option(4, "--cost-batches", help="batches of the split the cost is measured on"),
 ) -> None:
-    """Score MODEL on a task split and write the metrics as a result record."""
+    """Score MODEL on a task split and write the metrics (and optionally the cost) as a result record."""
     quiet_libraries()
     with user_errors():
         import torch
@@ -137,8 +139,14 @@ def evaluate(
         start = time.perf_counter()
         metrics = spec.evaluate(loaded.model, loaded.tokenizer, examples, **kwargs)
         metrics["eval_seconds"] = time.perf_counter() - start
+        cost_record = None
+        if cost:
+            from greenprune.measure import measure_cost
+
+            batches = spec.batches(loaded.tokenizer, examples[: limit or len(examples)], batch_size, max_length)
+            cost_record = measure_cost(loaded.model, batches, max_batches=cost_batches)
         record = ResultRecord(
-            model=model, method="baseline", task=task, metrics=metrics,
+            model=model, method="baseline", task=task, metrics=metrics, cost=cost_record,
             config={"data": splits.source, "split": split, "limit": limit, "batch_size": batch_size,
                     "max_length": max_length, **({"max_new_tokens": max_new_tokens, "samples": samples}
                                                   if task in ("generate", "summarize") else {})},
