@@ -28,7 +28,8 @@ def test_counted_flops_fall_with_kept_lengths():
         with attach(loaded, AlpineConfig(layers="all", alpha=alpha)) as handle:
             flops.append(count_flops(loaded.model, batch))
             kept.append(sum(handle.trace.mean_widths()))
-    assert flops[0] == pytest.approx(base, rel=0.05)  # nothing pruned: only the scoring/repack extras
+    # nothing pruned: only the scoring extra (one fused score pass per pruning layer, attention-sized)
+    assert base <= flops[0] <= 1.25 * base
     assert kept[0] > kept[1] > kept[2]
     assert flops[0] > flops[1] > flops[2]
     assert flops[2] < 0.7 * base

@@ -103,20 +103,23 @@ def test_layer_presets_are_zero_based():
         AlpineConfig(layers=[6]).resolve_layers(6)
 
 
-def test_pruning_kernel_matches_hf_eager_attention():
+@pytest.mark.parametrize("flash", [True, False])
+def test_pruning_kernel_matches_hf_eager_attention_and_probability_scores(flash, monkeypatch):
     from transformers.models.bert.modeling_bert import eager_attention_forward
 
-    from greenprune.tokens.attention import alpine_attention
+    from greenprune.tokens import attention as kernel
     from greenprune.tokens.repack import additive_mask
+    from greenprune.tokens.scoring import importance_from_received
 
+    if not flash:  # the reference path other devices take
+        monkeypatch.setattr(kernel, "_FLASH_DTYPES", ())
     torch.manual_seed(0)
     q, k, v = (torch.randn(3, 4, 7, 8) for _ in range(3))
     valid = torch.arange(7)[None] < torch.tensor([7, 4, 2])[:, None]
-    mask = additive_mask(valid, q.dtype)
     module = torch.nn.Module().eval()
-    ref_out, ref_probs = eager_attention_forward(module, q, k, v, mask, scaling=0.3)
-    out, probs = alpine_attention(module, q, k, v, mask, scaling=0.3)
-    torch.testing.assert_close(out, ref_out)
-    torch.testing.assert_close(probs, ref_probs)
-    bool_out, _ = alpine_attention(module, q, k, v, valid[:, None, None, :], scaling=0.3)
-    torch.testing.assert_close(bool_out, ref_out)
+    ref_out, ref_probs = eager_attention_forward(module, q, k, v, additive_mask(valid, q.dtype), scaling=0.3)
+    for mask in (additive_mask(valid, q.dtype), valid[:, None, None, :]):
+        out, received = kernel.alpine_attention(module, q, k, v, mask, scaling=0.3)
+        torch.testing.assert_close(out, ref_out)
+        scores = importance_from_received(received, valid)
+        torch.testing.assert_close(scores * valid, token_importance(ref_probs, valid) * valid)

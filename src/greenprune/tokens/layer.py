@@ -14,14 +14,14 @@ from torch import nn
 
 from greenprune.tokens.repack import TokenState, additive_mask, repack
 from greenprune.tokens.rules import keep_mask
-from greenprune.tokens.scoring import token_importance
+from greenprune.tokens.scoring import importance_from_received, token_importance
 
 if TYPE_CHECKING:
     from greenprune.tokens.plug import AlpineHandle
 
 
 def make_pruning_forward(layer: nn.Module, index: int, handle: AlpineHandle) -> Callable[..., torch.Tensor]:
-    """Forward of a pruning layer: attention (eager, for its probabilities) → score → keep → repack → FFN."""
+    """Forward of a pruning layer: attention (+ attention received per token) → score → keep → repack → FFN."""
     from transformers.pytorch_utils import apply_chunking_to_forward
 
     family = handle.family
@@ -38,11 +38,16 @@ def make_pruning_forward(layer: nn.Module, index: int, handle: AlpineHandle) -> 
         cache: Any = None,
         **kwargs: Any,
     ) -> torch.Tensor:
-        attention_output, probs = attention(hidden_states, attention_mask, cache=cache, **kwargs)
-        if probs is None:  # pragma: no cover - guarded by the eager config installed in attach()
-            raise RuntimeError(f"layer {index}: attention returned no probabilities; ALPINE needs eager attention")
+        attention_output, received = attention(hidden_states, attention_mask, cache=cache, **kwargs)
+        if received is None:  # pragma: no cover - guarded by the kernel installed in attach()
+            raise RuntimeError(f"layer {index}: attention returned no weights; ALPINE's kernel is not installed")
         state = handle.state
-        scores = token_importance(probs.detach(), state.valid)
+        # the ALPINE kernel returns attention received per head (B, H, K); any 4D eager probabilities also work
+        scores = (
+            token_importance(received.detach(), state.valid)
+            if received.dim() == 4
+            else importance_from_received(received.detach(), state.valid)
+        )
         keep = keep_mask(scores, state.valid, state.protected, handle.config)
         attention_output, handle.state = repack(attention_output, keep, state, handle.config.merge)
         return apply_chunking_to_forward(ffn, chunk, seq_dim, attention_output)

@@ -21,3 +21,9 @@ def token_importance(probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     received = torch.bmm(row, probs.reshape(batch, heads * queries, keys)).squeeze(1)
     counts = weights.sum(dim=1).clamp(min=1.0) * heads
     return received / counts[:, None]
+
+
+def importance_from_received(received: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Scores from (batch, heads, keys) attention already summed over valid queries (the pruning kernel output)."""
+    counts = valid.to(received.dtype).sum(dim=1).clamp(min=1.0) * received.shape[1]
+    return received.sum(dim=1) / counts[:, None]
