@@ -78,3 +78,14 @@ def test_no_network_to_host_loopback():
             server.accept()
     finally:
         server.close()
+
+
+def test_without_namespaces_the_other_layers_still_hold(tmp_path):
+    off = SandboxConfig(namespaces="off", timeout=1.5)
+    assert run_program("print(sum(range(10)))\n", off).stdout.strip() == "45"
+    assert run_program("while True:\n    pass\n", off).status == "timeout"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    assert run_program(f"import os\nos.remove({str(victim)!r})\n", off).status == "failed"
+    assert victim.exists()
+    assert "disabled" in run_program("import os\nos.fork()\n", off).stderr
