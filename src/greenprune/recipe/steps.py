@@ -334,7 +334,8 @@ def run_structure(state: State, opts: StructureStep, ctx: StepContext) -> StepOu
             metrics["vocab_after"] = float(len(result.kept_ids))
         if opts.layers:
             fn, cfg = need("greenprune.structure", "prune_layers", "LayerPruningConfig", step="structure.layers")
-            result = fn(state.model, _calibration_batches(state, opts), cfg(n=opts.layers, metric=opts.layer_metric))
+            config = cfg(n=opts.layers, metric=opts.layer_metric, rescore=opts.layer_rescore)
+            result = fn(state.model, _calibration_batches(state, opts), config)
             state.model = result.model
             notes.append(f"removed layers {list(result.removed)} by {opts.layer_metric}")
         if opts.ffn:
