@@ -107,3 +107,21 @@ def test_summarize_masks_the_prompt():
     assert tokenizer.decode(trained).strip().startswith("Negate a number.")
     metrics = task.evaluate(model, tokenizer, [ex], batch_size=1, max_length=64, max_new_tokens=4)
     assert set(metrics) >= {"bleu4_smoothed", "sacrebleu", "exact_match"}
+
+
+def test_token_nll_matches_transformers_loss():
+    from greenprune.models import load_model
+
+    model, tokenizer = load_model("tiny-llama", task="perplexity")
+    task = get_task("perplexity")
+    example = Example(text="def add(a, b):\n    return a + b\n")
+    nll, tokens = task.token_nll(model, tokenizer, [example], batch_size=1, max_length=64)
+    batch = next(task.train_batches(tokenizer, [example], 1, 64))
+    with torch.no_grad():
+        hf = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
+    assert nll / tokens == pytest.approx(float(hf), rel=1e-4)
+    # padding a batch does not change the per-token NLL
+    other = Example(text="x = 1\n")
+    padded, padded_tokens = task.token_nll(model, tokenizer, [example, other], batch_size=2, max_length=64)
+    alone, alone_tokens = task.token_nll(model, tokenizer, [other], batch_size=1, max_length=64)
+    assert padded == pytest.approx(nll + alone, rel=1e-4) and padded_tokens == tokens + alone_tokens

@@ -109,6 +109,8 @@ def evaluate(
     max_length: int = typer.Option(512, "--max-length"),
     max_new_tokens: int = typer.Option(300, "--max-new-tokens", help="generation budget (generate, summarize)"),
     samples: int = typer.Option(1, help="samples per problem for pass@k (1: greedy pass@1)"),
+    prompt_style: str = typer.Option("auto", "--prompt-style",
+                                     help="generate: completion | chat | auto (chat if the tokenizer has a template)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
     json_path: Path | None = typer.Option(None, "--json", help="where to write the result record"),
     cost: bool = typer.Option(False, help="also measure cost (FLOPs, memory, latency, energy) on the same inputs"),
@@ -133,7 +135,7 @@ def evaluate(
         kwargs: dict[str, Any] = {"batch_size": batch_size, "max_length": max_length, "limit": limit}
         if task == "generate":
             ks = tuple(k for k in (1, 10, 100) if k <= samples)
-            kwargs.update(max_new_tokens=max_new_tokens, n_samples=samples, ks=ks)
+            kwargs.update(max_new_tokens=max_new_tokens, n_samples=samples, ks=ks, prompt_style=prompt_style)
         elif task == "summarize":
             kwargs.update(max_new_tokens=min(max_new_tokens, 64))
         start = time.perf_counter()
@@ -148,7 +150,8 @@ def evaluate(
         record = ResultRecord(
             model=model, method="baseline", task=task, metrics=metrics, cost=cost_record,
             config={"data": splits.source, "split": split, "limit": limit, "batch_size": batch_size,
-                    "max_length": max_length, **({"max_new_tokens": max_new_tokens, "samples": samples}
+                    "max_length": max_length, **({"max_new_tokens": max_new_tokens, "samples": samples,
+                                                     "prompt_style": prompt_style}
                                                   if task in ("generate", "summarize") else {})},
             command=command_line(),
         )

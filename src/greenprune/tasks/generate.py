@@ -21,6 +21,27 @@ from greenprune.tasks.sandbox import SandboxConfig, check_program, run_many
 from greenprune.tasks.train import CausalLMTask
 
 MBPP_STOPS = ("\nassert ", '\n"""', "\nif __name__", "\nprint(", "\n# ", "\n```")
+CHAT_STOPS = ("\n```",)  # the end of the first fenced code block of the reply
+PROMPT_STYLES = ("auto", "completion", "chat")
+
+
+def chat_prompt(tokenizer: Any, example: Example) -> str:
+    """An instruction-tuned model is asked for the whole function in a fenced block (as instruct evals do)."""
+    if example.meta.get("format") == "mbpp":
+        ask = f"{example.text.strip().strip(chr(34)).strip()}\nWrite the Python function in one ```python code block."
+    else:
+        ask = ("Complete the following Python function. Reply with the complete function in one ```python code "
+               f"block.\n```python\n{example.text}```")
+    messages = [{"role": "user", "content": ask}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) + "```python\n"
+
+
+def resolve_style(tokenizer: Any, style: str) -> str:
+    if style not in PROMPT_STYLES:
+        raise TaskDataError(f"unknown prompt style {style!r}; expected one of {', '.join(PROMPT_STYLES)}")
+    if style == "auto":
+        return "chat" if getattr(tokenizer, "chat_template", None) else "completion"
+    return style
 
 
 def humaneval_path() -> Path:
@@ -95,20 +116,32 @@ class GenerateTask(CausalLMTask):
     def evaluate(self, model: nn.Module, tokenizer: Any, examples: Sequence[Example], batch_size: int = 4,
                  max_length: int = 1024, limit: int | None = None, *, n_samples: int = 1, ks: Sequence[int] = (1,),
                  max_new_tokens: int = 384, temperature: float = 0.8, sandbox: SandboxConfig | None = None,
-                 **kwargs: Any) -> dict[str, float]:
-        """Greedy pass@1 with n_samples=1; sampled (temperature) pass@k otherwise."""
+                 prompt_style: str = "auto", **kwargs: Any) -> dict[str, float]:
+        """Greedy pass@1 with n_samples=1; sampled (temperature) pass@k otherwise.
+
+        `prompt_style` "completion" continues the prompt (base models); "chat" asks an instruction-tuned model for
+        the whole function through its chat template and runs the prompt followed by that function; "auto" picks
+        chat when the tokenizer has a chat template.
+        """
         examples = limited(examples, limit)
         if not examples:
             raise TaskDataError("generate: no problems to evaluate")
+        style = resolve_style(tokenizer, prompt_style)
         completions: list[list[str]] = [[] for _ in examples]
-        for fmt, stops in (("humaneval", CODE_STOPS), ("mbpp", MBPP_STOPS)):
-            idx = [i for i, e in enumerate(examples) if e.meta.get("format", "humaneval") == fmt]
+        groups = (("chat", CHAT_STOPS),) if style == "chat" else (("humaneval", CODE_STOPS), ("mbpp", MBPP_STOPS))
+        for fmt, stops in groups:
+            idx = [i for i, e in enumerate(examples) if fmt == "chat" or e.meta.get("format", "humaneval") == fmt]
             if not idx:
                 continue
-            prompts = [examples[i].text for i in idx for _ in range(n_samples)]
+            prompts = [chat_prompt(tokenizer, examples[i]) if fmt == "chat" else examples[i].text
+                       for i in idx for _ in range(n_samples)]
             texts = generate_texts(model, tokenizer, prompts, max_new_tokens=max_new_tokens, stops=stops,
                                    batch_size=batch_size, max_prompt_length=max_length, do_sample=n_samples > 1,
                                    temperature=temperature, desc=f"generate ({fmt})")
+            if fmt == "chat":  # the reply is a whole function: run it after the prompt, which it redefines
+                texts = ["\n" + t for t in texts]
             for j, i in enumerate(idx):
                 completions[i] = texts[j * n_samples : (j + 1) * n_samples]
-        return self.score_completions(examples, completions, ks=ks, sandbox=sandbox)
+        metrics = self.score_completions(examples, completions, ks=ks, sandbox=sandbox)
+        metrics["chat_prompt"] = float(style == "chat")
+        return metrics
