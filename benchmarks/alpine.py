@@ -69,6 +69,56 @@ def _row(task: str, r: SettingResult) -> str:
     )
 
 
+def _write(args: argparse.Namespace, command: str, start: float, rows: list[str], verdicts: list[str],
+           sections: list[str], done: bool) -> str:
+    minutes = (time.perf_counter() - start) / 60
+    header = (
+        "| task | setting | rule | F1 | F1 / base | FLOPs/sample × | throughput × | speed-up ÷ FLOPs reduction | "
+        "peak mem × | CO2 × | mean tokens in → out | GFLOPs/sample |\n|" + "---|" * 12
+    )
+    text = f"""# ALPINE on {args.model}
+
+Command: `{command}` ({minutes:.1f} min on this machine{"" if done else ", partial: still running"})
+
+Protocol: baseline fine-tuned once per task ({args.epochs} epochs, embedded corpus of {args.size} examples unless
+`--data`), then each ALPINE setting attached **at inference** to a copy of the fine-tuned model (no re-training
+unless a row says "fine-tuned with ALPINE"). Cost: `greenprune.measure.compare`, baseline and candidate in the
+same process, {args.rounds} interleaved rounds over {args.cost_batches} test batches of 16; FLOPs counted with
+torch's FlopCounterMode on the real batches (so shrinking sequences count); × columns are candidate / baseline.
+Layers are 0-based (`even` = 0, 2, 4). The static row prunes, in the best adaptive setting's layers, the fraction
+that matches that setting's mean per-layer kept ratio. The baseline runs PyTorch SDPA (fused attention); pruning
+layers run an eager kernel because they need the attention probabilities.
+
+{header}
+{chr(10).join(rows)}
+
+## Aims (best setting = fewest FLOPs at ≥ 98% of baseline F1)
+
+{chr(10).join(verdicts)}
+
+## Why the embedded data falls short of the paper's numbers
+
+- The embedded defect functions are short (median ≈ 70 tokens; Devign functions are far longer), so padding and
+  the always-kept special tokens are a large share of each sequence and there is less redundancy to prune.
+- MiniLM has 6 layers (CodeBERT 12): pruning starts at most 6 times, so the compounding of shorter sequences
+  through later layers is weaker.
+- Batches are padded to their longest kept sequence, so compute follows the batch maximum, not the mean.
+- The baseline uses fused SDPA attention; the pruning layers must materialise the (batch, heads, S, S)
+  probabilities, which costs time and raises **peak memory** at the first pruning layer (the paper's memory
+  savings were measured on GPU against eager attention). On 2 shared CPU cores timings are noisy: see each
+  comparison's confidence interval in the JSON records.
+- Test splits are small (F1 on tens of examples moves in steps of several points).
+
+## Sequence-length traces
+
+{chr(10).join(sections)}
+
+Per-setting traces (per sequence, per layer) and the full comparison records are in `alpine-<task>*.json` here.
+"""
+    atomic_write_text(args.out / "alpine.md", text)
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="minilm")
@@ -121,53 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             f"baseline F1 {base_f1:.4f} on {len(exp.test)} test examples; timing verdict: {c.verdict}."
         )
         sections.append(f"![{task}]({paths['plot'].name})")
+        _write(args, command, start, rows, verdicts, sections, done=False)
 
-    minutes = (time.perf_counter() - start) / 60
-    header = (
-        "| task | setting | rule | F1 | F1 / base | FLOPs/sample × | throughput × | speed-up ÷ FLOPs reduction | "
-        "peak mem × | CO2 × | mean tokens in → out | GFLOPs/sample |\n|" + "---|" * 12
-    )
-    text = f"""# ALPINE on {args.model}
-
-Command: `{command}` ({minutes:.1f} min on this machine)
-
-Protocol: baseline fine-tuned once per task ({args.epochs} epochs, embedded corpus of {args.size} examples unless
-`--data`), then each ALPINE setting attached **at inference** to a copy of the fine-tuned model (no re-training
-unless a row says "fine-tuned with ALPINE"). Cost: `greenprune.measure.compare`, baseline and candidate in the
-same process, {args.rounds} interleaved rounds over {args.cost_batches} test batches of 16; FLOPs counted with
-torch's FlopCounterMode on the real batches (so shrinking sequences count); × columns are candidate / baseline.
-Layers are 0-based (`even` = 0, 2, 4). The static row prunes, in the best adaptive setting's layers, the fraction
-that matches that setting's mean per-layer kept ratio. The baseline runs PyTorch SDPA (fused attention); pruning
-layers run an eager kernel because they need the attention probabilities.
-
-{header}
-{chr(10).join(rows)}
-
-## Aims (best setting = fewest FLOPs at ≥ 98% of baseline F1)
-
-{chr(10).join(verdicts)}
-
-## Why the embedded data falls short of the paper's numbers
-
-- The embedded defect functions are short (median ≈ 70 tokens; Devign functions are far longer), so padding and
-  the always-kept special tokens are a large share of each sequence and there is less redundancy to prune.
-- MiniLM has 6 layers (CodeBERT 12): pruning starts at most 6 times, so the compounding of shorter sequences
-  through later layers is weaker.
-- Batches are padded to their longest kept sequence, so compute follows the batch maximum, not the mean.
-- The baseline uses fused SDPA attention; the pruning layers must materialise the (batch, heads, S, S)
-  probabilities, which costs time and raises **peak memory** at the first pruning layer (the paper's memory
-  savings were measured on GPU against eager attention). On 2 shared CPU cores timings are noisy: see each
-  comparison's confidence interval in the JSON records.
-- Test splits are small (F1 on tens of examples moves in steps of several points).
-
-## Sequence-length traces
-
-{chr(10).join(sections)}
-
-Per-setting traces (per sequence, per layer) and the full comparison records are in `alpine-<task>*.json` here.
-"""
-    atomic_write_text(args.out / "alpine.md", text)
-    print(text)
+    print(_write(args, command, start, rows, verdicts, sections, done=True))
     return 0
 
 
