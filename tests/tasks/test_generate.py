@@ -59,3 +59,20 @@ def test_generation_with_tiny_llama_is_scored():
     model, tokenizer = load_model("tiny-llama", task="generate")
     m = task.evaluate(model, tokenizer, problems, max_new_tokens=4, batch_size=2)
     assert m["pass@1"] == 0.0 and m["problems"] == 2  # a random model writes no correct code
+
+
+def test_chat_style_runs_the_whole_function_after_the_prompt():
+    from greenprune.models import load_model
+    from greenprune.tasks.generate import chat_prompt, resolve_style
+
+    task = get_task("generate")
+    problems = task.load(FIX / "humaneval.jsonl").test
+    # a chat reply is a whole function; it is run after the prompt, which it redefines
+    whole = [["\n" + e.text + e.target] for e in problems]
+    assert task.score_completions(problems, whole)["pass@1"] == 1.0
+    model, tokenizer = load_model("tiny-llama", task="generate")
+    assert resolve_style(tokenizer, "auto") == "chat"  # SmolLM2's tokenizer ships a chat template
+    text = chat_prompt(tokenizer, problems[0])
+    assert problems[0].text in text and text.endswith("```python\n")
+    m = task.evaluate(model, tokenizer, problems, max_new_tokens=4, batch_size=2, prompt_style="chat")
+    assert m["chat_prompt"] == 1.0 and m["pass@1"] == 0.0
