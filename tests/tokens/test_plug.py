@@ -102,6 +102,13 @@ def test_detach_restores_exact_forwards_and_config(tiny):
         detach(model)
 
 
+def test_loaded_model_attach_and_detach(tiny):
+    handle = attach(tiny, AlpineConfig())
+    assert handle_of(tiny) is handle and handle.special_ids == sorted(set(tiny.tokenizer.all_special_ids))
+    detach(tiny)
+    assert handle_of(tiny.model) is None
+
+
 def test_attach_twice_is_refused(tiny):
     with attach(tiny, AlpineConfig()), pytest.raises(AlpineError, match="already attached"):
         attach(tiny, AlpineConfig())

@@ -167,13 +167,20 @@ def attach(model: Any, config: AlpineConfig | None = None, *, tokenizer: Any = N
     return handle
 
 
-def handle_of(model: nn.Module) -> AlpineHandle | None:
-    """The ALPINE handle attached to `model`, or None."""
-    return model.__dict__.get(_ATTR)
+def _unwrap(model: Any) -> Any:
+    """A LoadedModel stands for its model."""
+    return model.model if not isinstance(model, nn.Module) and isinstance(getattr(model, "model", None), nn.Module) \
+        else model
 
 
-def detach(model: nn.Module) -> nn.Module:
+def handle_of(model: Any) -> AlpineHandle | None:
+    """The ALPINE handle attached to `model` (or a LoadedModel's model), or None."""
+    return getattr(_unwrap(model), "__dict__", {}).get(_ATTR)
+
+
+def detach(model: Any) -> nn.Module:
     """Switch ALPINE off: the model runs exactly its original forwards again."""
+    model = _unwrap(model)
     handle = handle_of(model)
     if handle is None:
         raise AlpineError(f"ALPINE is not attached to this {type(model).__name__}")
