@@ -59,7 +59,7 @@ def main() -> None:
 
     def bleu(model: torch.nn.Module) -> float:
         metrics = task.evaluate(model, tok, test, batch_size=8, max_new_tokens=args.max_new_tokens)
-        return 100 * metrics["bleu4_smoothed"]
+        return metrics["bleu4_smoothed"]  # already ×100, as CodeXGLUE reports it
 
     lines: list[str] = []
 
