@@ -67,7 +67,9 @@ def test_report_rebuild_and_merge_from_records_only(toy_run, tmp_path):
     merged = build_report([toy_run, copy], tmp_path / "merged")
     assert len(merged.rows) == 4
     md = merged.markdown.read_text()
-    assert md.count("alpine(even)+l1-30%") == 2 and toy_run.name in md
+    table = [line for line in md.splitlines() if line.startswith("| toyrun |")]
+    assert [line.split("|")[2].strip() for line in table] == ["baseline", "alpine(even)+l1-30%"] * 2
+    assert toy_run.name in md and "- toyrun / alpine(even)+l1-30%: accuracy=" in md
     # the CLI verb does the same
     out = tmp_path / "cli"
     args = ["report", str(toy_run), str(copy), "--out", str(out)]

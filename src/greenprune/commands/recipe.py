@@ -13,11 +13,17 @@ from greenprune.commands._common import command_line, console, quiet_libraries, 
 if TYPE_CHECKING:
     from greenprune.report import Report
 
+PIPED_WIDTH = 200  # characters per line when stdout is not a terminal
+
 
 def print_report(report_obj: Report, title: str) -> None:
+    from rich.console import Console
+
     from greenprune.report import rich_table
 
-    console.print(rich_table(report_obj.rows, title=title))
+    # piped output (make demo > log) gets a readable width instead of rich's 80-column default
+    out = console if console.is_terminal else Console(width=PIPED_WIDTH)
+    out.print(rich_table(report_obj.rows, title=title))
     console.print(f"report: [bold]{report_obj.html}[/] (markdown: {report_obj.markdown})")
 
 

@@ -62,12 +62,15 @@ class Row:
         return self.record.cost
 
     def primary_metric(self) -> str | None:
+        """The pipeline task's own headline metric first (un-prefixed), then other tasks' (`generate.pass@1`)."""
         names = [k for k in self.quality if not k.endswith("_seconds")]
-        for preferred in PREFERRED_METRICS:
-            for name in names:
-                if name == preferred or name.endswith("." + preferred):
-                    return name
-        return names[0] if names else None
+        own = [n for n in names if "." not in n]
+        for group in (own, names):
+            for preferred in PREFERRED_METRICS:
+                for name in group:
+                    if name == preferred or name.endswith("." + preferred):
+                        return name
+        return (own or names or [None])[0]
 
     def quality_ratio(self, metric: str) -> float | None:
         base, cand = self.baseline_quality.get(metric), self.quality.get(metric)

@@ -25,7 +25,7 @@ RATIO_COLUMNS = (
     ("peak_memory_bytes", "peak mem ×"),
     ("energy_kwh", "energy ×"),
 )
-HEADERS = ("unit", "stack", "quality", "quality kept", *(t for _, t in RATIO_COLUMNS), "verdict")
+HEADERS = ("unit", "stack", "quality", "quality kept", *(t for _, t in RATIO_COLUMNS), "latency (interleaved)")
 
 
 def _fmt_ratio(value: float | None) -> str:
@@ -62,9 +62,28 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
             row.unit, row.label, _fmt_metric(row), _fmt_ratio(kept[1] if kept else None),
             *(_flops_ratio(row) if key == "flops_per_sample" else _fmt_ratio(row.ratios.get(key))
               for key, _ in RATIO_COLUMNS),
-            row.verdict.split(":")[0] if row.verdict else "",
+            short_verdict(row.verdict),
         ])
     return out
+
+
+def quality_lines(rows: list[Row]) -> list[str]:
+    """Every quality metric of every stack (the table shows one per row)."""
+    out = []
+    for row in rows:
+        values = ", ".join(f"{k}={v:.4g}" for k, v in sorted(row.quality.items()) if not k.endswith("_seconds"))
+        out.append(f"{row.unit} / {row.label}: {values or 'no quality metric (add an evaluate step)'}")
+    return out
+
+
+def short_verdict(verdict: str) -> str:
+    if not verdict or verdict == "baseline":
+        return verdict
+    for word in ("within noise", "faster", "slower"):
+        if word in verdict:
+            ratio = verdict.split("(")[0].replace("latency ratio", "").strip()
+            return f"{word} ({ratio})"
+    return verdict.split(":")[0]
 
 
 def table_notes(rows: list[Row]) -> list[str]:
@@ -150,6 +169,7 @@ def build_report(run_dirs: list[str | os.PathLike[str]], out_dir: str | os.PathL
            "*quality kept* is the primary metric relative to the baseline (inverted for perplexity, so >1 is better).",
            "", markdown_table(rows), ""]
     md += [*table_notes(rows), ""] if table_notes(rows) else []
+    md += ["### All quality metrics", ""] + [f"- {line}" for line in quality_lines(rows)] + [""]
     if notes:
         md += ["Latency verdicts:", ""] + [f"- {n}" for n in notes] + [""]
     if emissions:
@@ -198,6 +218,7 @@ def _html(rows: list[Row], plots: dict[str, tuple[str, Path]], runs: list[str], 
             f"<td class='{_cell_class(h, c)}'>{esc(c)}</td>" for h, c in zip(HEADERS, cells, strict=True)) + "</tr>")
     parts.append("</tbody></table>")
     parts += [f"<p><small>{esc(n)}</small></p>" for n in table_notes(rows)]
+    parts += ["<h3>All quality metrics</h3><ul>"] + [f"<li>{esc(q)}</li>" for q in quality_lines(rows)] + ["</ul>"]
     if notes:
         parts += ["<h3>Latency verdicts</h3><ul>"] + [f"<li>{esc(n)}</li>" for n in notes] + ["</ul>"]
     if emissions:
