@@ -47,11 +47,8 @@ UNCOUNTED_NOTE = (f"{UNCOUNTED_MARK} analytic FLOPs ratio: torch's flop counter 
 
 
 def _flops_ratio(row: Row) -> str:
-    cost, base = row.record.cost, row.baseline.cost
-    if cost is not None and base is not None and cost.flops_analytic_per_sample and \
-            base.flops_analytic_per_sample and cost.flops_per_sample < 0.5 * cost.flops_analytic_per_sample:
-        return f"{cost.flops_analytic_per_sample / base.flops_analytic_per_sample:.3f}{UNCOUNTED_MARK}"
-    return _fmt_ratio(row.ratios.get("flops_per_sample"))
+    value, analytic = row.flops_ratio()
+    return _fmt_ratio(value) + (UNCOUNTED_MARK if analytic and value is not None else "")
 
 
 def table_rows(rows: list[Row]) -> list[list[str]]:

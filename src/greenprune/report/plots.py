@@ -50,26 +50,30 @@ def plot_pareto(rows: list[Row], path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     for ax, cost_key, title in ((axes[0], "flops_per_sample", "FLOPs / sample"),
                                 (axes[1], "latency_p50_s", "latency p50")):
-        points, names = [], []
+        # every baseline sits at (1, 1) by construction: one reference point instead of overlapping labels
+        points, names = [(1.0, 1.0)], ["baseline" + ("s" if sum(r.is_baseline for r in rows) > 1 else "")]
         for row in rows:
             kept = quality_retained(row)
-            cost = row.ratios.get(cost_key)
-            if kept is None or cost is None:
+            cost = row.flops_ratio()[0] if cost_key == "flops_per_sample" else row.ratios.get(cost_key)
+            if row.is_baseline or kept is None or cost is None:
                 continue
             points.append((cost, kept[1]))
             names.append(f"{row.unit}: {row.label}")
-        if not points:
-            _empty(ax, f"no stack has both a quality metric and {title}")
+        if len(points) == 1:
+            _empty(ax, f"no pruned stack has both a quality metric and {title}")
             continue
-        ax.scatter([p[0] for p in points], [p[1] for p in points], color="tab:blue", zorder=3)
-        for (x, y), name in zip(points, names, strict=True):
-            ax.annotate(name, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
         front = pareto_front(points)
         ax.plot([points[i][0] for i in front], [points[i][1] for i in front], color="tab:green", lw=2,
-                marker="o", label="Pareto front", zorder=2)
+                alpha=0.6, zorder=2)
+        ax.scatter([p[0] for p in points], [p[1] for p in points], color="tab:blue", zorder=3, label="stack")
+        ax.scatter([points[i][0] for i in front], [points[i][1] for i in front], s=90, facecolors="none",
+                   edgecolors="tab:green", linewidths=2, zorder=4, label="Pareto front")
+        for (x, y), name in zip(points, names, strict=True):
+            ax.annotate(name, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
         ax.axvline(1.0, color="gray", lw=0.8, ls="--")
         ax.axhline(1.0, color="gray", lw=0.8, ls="--")
-        ax.set_xlabel(f"{title} (× baseline, lower is cheaper)")
+        ax.set_xlabel(f"{title} (× baseline, lower is cheaper)" + (" — int8: analytic" if cost_key ==
+                      "flops_per_sample" and any(r.flops_ratio()[1] for r in rows) else ""))
         ax.set_ylabel("quality kept (× baseline, higher is better)")
         ax.legend(loc="lower right", fontsize=8)
         ax.set_title(f"cost vs quality: {title}")
