@@ -24,7 +24,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "demo.yaml")
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
-    parser.add_argument("--from-run", type=Path, default=None, help="a finished run folder: skip running")
+    parser.add_argument("--from-run", type=Path, nargs="+", default=None,
+                        help="finished (or partial) run folders: skip running, merge their records")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "recipe_demo.md")
     args = parser.parse_args()
 
@@ -35,20 +36,19 @@ def main() -> None:
 
     load_before = os.getloadavg()
     start = time.perf_counter()
-    run_dir = args.from_run or run_recipe(args.recipe, root=args.runs_dir, report=False)
+    run_dirs = args.from_run or [run_recipe(args.recipe, root=args.runs_dir, report=False)]
     wall = None if args.from_run else time.perf_counter() - start
-    report = build_report([run_dir], run_dir / "report")
+    report = build_report(run_dirs, run_dirs[0] / "report")
 
     lines = ["# recipes/demo.yaml end to end", "",
              f"Command: `{shlex.join([sys.executable.rsplit('/', 1)[-1], *sys.argv])}`", "",
-             f"Run folder: `{run_dir}`; HTML report: `{report.html}`", ""]
+             f"Run folder(s): {', '.join(f'`{d}`' for d in run_dirs)}; HTML report: `{report.html}`", ""]
     if wall is not None:
         lines.append(f"Wall time: {wall / 60:.1f} min; load average before the run: "
                      f"{load_before[0]:.1f} on {os.cpu_count()} cores (shared machine).")
     lines += ["", "## Step timings", "", "| unit | step | seconds |", "|---|---|---:|"]
-    _recipe, units = load_run(run_dir)
     total = 0.0
-    for unit in units:
+    for run_dir, unit in [(d, u) for d in run_dirs for u in load_run(d)[1]]:
         for step in finished_steps(unit_folder(run_dir, unit)):
             record = step.record.candidate if hasattr(step.record, "candidate") else step.record
             took = next((float(m.group(1)) for n in record.notes if (m := re.search(r"took ([\d.]+)s", n))), None)
