@@ -87,7 +87,8 @@ same process, {args.rounds} interleaved rounds over {args.cost_batches} test bat
 torch's FlopCounterMode on the real batches (so shrinking sequences count); × columns are candidate / baseline.
 Layers are 0-based (`even` = 0, 2, 4). The static row prunes, in the best adaptive setting's layers, the fraction
 that matches that setting's mean per-layer kept ratio. The baseline runs PyTorch SDPA (fused attention); pruning
-layers run an eager kernel because they need the attention probabilities.
+layers run two fused flash calls (output + log-sum-exp, then a swapped call giving the attention each token
+receives), which the FLOP counter sees as one extra attention-sized pass per pruning layer.
 
 {header}
 {chr(10).join(rows)}
@@ -103,10 +104,12 @@ layers run an eager kernel because they need the attention probabilities.
 - MiniLM has 6 layers (CodeBERT 12): pruning starts at most 6 times, so the compounding of shorter sequences
   through later layers is weaker.
 - Batches are padded to their longest kept sequence, so compute follows the batch maximum, not the mean.
-- The baseline uses fused SDPA attention; the pruning layers must materialise the (batch, heads, S, S)
-  probabilities, which costs time and raises **peak memory** at the first pruning layer (the paper's memory
-  savings were measured on GPU against eager attention). On 2 shared CPU cores timings are noisy: see each
-  comparison's confidence interval in the JSON records.
+- Scoring costs one extra fused attention pass per pruning layer (counted in the FLOPs column), so with
+  nothing to prune ALPINE is slightly more expensive than the baseline.
+- Wall-clock timing here is dominated by contention: this machine ran ~12 runnable processes on 2 cores during
+  the run, and the candidate issues more (smaller) kernels per forward, each a sync point for both threads.
+  Every × throughput is within the comparison's 95% interval of 1.0 (see the JSON records), so no wall-clock
+  speed-up is claimed from this run.
 - Test splits are small (F1 on tens of examples moves in steps of several points).
 
 ## Sequence-length traces
