@@ -434,7 +434,7 @@ def run_measure(state: State, opts: MeasureStep, ctx: StepContext) -> StepOutput
     comparison = compare(
         state.baseline, state.model, batches,
         names=(state.model_name, state.model_name), methods=("baseline", label),
-        configs=({"label": "baseline"}, {"label": label, "stack": [s.kind for s in state.unit.spec.steps]}),
+        configs=({"label": "baseline"}, {**_options(opts), "label": label}),
         metrics=({k: base_quality[k] for k in shared}, {k: quality[k] for k in shared}) if shared else None,
         task=state.unit.spec.task, rounds=opts.rounds, energy=opts.energy, country=country,
     )
