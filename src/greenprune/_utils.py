@@ -32,6 +32,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _umask_mode(base: int = 0o666) -> int:
+    """The mode an ordinary open() would give a new file (mkstemp's 0600 would hide reports from other users)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
     """Write a file so readers see either the old content or the new, never half of it."""
     path = Path(path)
@@ -42,6 +49,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
