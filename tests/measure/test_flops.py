@@ -76,3 +76,14 @@ def test_flops_are_counted_as_executed_under_a_shrinking_sequence():
         full = count_flops(torch.nn.Sequential(lin, lin), {"input": x})
         shrunk = count_flops(Shrink(), {"x": x})
     assert shrunk == pytest.approx(full * 0.75)
+
+
+def test_int8_dynamic_linear_counts_like_fp32():
+    import warnings
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    x = {"input": torch.randn(2, 5, 64)}
+    assert count_flops(quantized, x) == count_flops(model, x) == 2 * 10 * (64 * 128 + 128 * 64)

@@ -3,6 +3,7 @@
 Counting uses `torch.utils.flop_counter.FlopCounterMode`, so a sequence that shrinks inside the model (ALPINE) is
 counted at its shrunk length. PyTorch's counter has no formula for the fused CPU attention kernel that SDPA uses,
 so we register one (the same one PyTorch uses for the CUDA kernels): without it, attention would count as zero.
+Likewise for int8 dynamic Linear layers, whose multiply-adds are the same as the fp32 layer's.
 """
 
 from __future__ import annotations
@@ -28,12 +29,25 @@ def _sdpa_flops(query_shape, key_shape, value_shape, *args: Any, out_shape=None,
     return 2 * bh * lq * lk * d + 2 * bh * lq * lk * dv
 
 
+def _dynamic_linear_flops(input_shape, packed_params, *args: Any, out_shape=None, **kwargs: Any) -> int:
+    """int8 dynamic Linear: the same 2·tokens·in·out multiply-adds as the fp32 layer it replaced."""
+    tokens = 1
+    for dim in input_shape[:-1]:
+        tokens *= dim
+    return 2 * tokens * input_shape[-1] * out_shape[-1]
+
+
 def _extra_formulas() -> dict[Any, Any]:
+    """Kernels PyTorch's counter has no formula for: fused CPU attention and int8 dynamic Linear."""
     formulas: dict[Any, Any] = {}
-    for name in ("_scaled_dot_product_flash_attention_for_cpu",):
-        op = getattr(aten, name, None)
-        if op is not None:
-            formulas[op] = _sdpa_flops
+    op = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is not None:
+        formulas[op] = _sdpa_flops
+    quantized = getattr(torch.ops, "quantized", None)
+    for name in ("linear_dynamic", "linear_dynamic_fp16"):
+        packet = getattr(quantized, name, None) if quantized is not None else None
+        if packet is not None:
+            formulas[packet] = _dynamic_linear_flops  # the counter keys formulas by overload packet
     return formulas
 
 
