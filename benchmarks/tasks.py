@@ -22,6 +22,8 @@ RESULTS = Path(__file__).parent / "results"
 RUNS = {
     "tasks-defect-minilm.json": "greenprune finetune minilm --task defect --size 1500 --epochs 2 --max-length 128 "
                                 "--batch-size 16 --lr 5e-5",
+    "tasks-defect-minilm-paired.json": "greenprune finetune minilm --task defect --size 1500 --epochs 3 "
+                                       "--max-length 128 --batch-size 16 --lr 1e-4",
     "tasks-generate-smollm2.json": "greenprune eval smollm2-135m --task generate --limit 20 --max-new-tokens 256 "
                                    "--batch-size 4 --prompt-style completion",
     "tasks-generate-smollm2-chat.json": "greenprune eval smollm2-135m --task generate --limit 20 "
@@ -39,12 +41,19 @@ NOTES = """
 - Machine: 2 shared cores under a load average of 11-14 from five other engineers' runs; wall-clock times are
   3-5x what an idle box gives (the `time` user CPU of the defect run was a quarter of its wall-clock). Runs used
   `OMP_NUM_THREADS=1`, which on an oversubscribed box is much faster than OpenMP spin-waiting with 2 threads.
-- defect (embedded): each chosen stdlib function appears twice, untouched and with one AST-injected bug, so
-  chance is exactly 50%. A first run on *unpaired* functions of 4-40 lines (lr 5e-5, 2 epochs) reached only
-  54.0% test accuracy (55.3% valid) — not clearly above chance: with 128 tokens about half of those functions
-  were truncated, often past the bug, and a bag-of-n-grams probe on the same data also only reached 58%. The
-  dataset now uses paired examples of functions up to 15 lines (91% fit in 128 tokens); the record above is
-  that run.
+- defect (embedded) — ACCEPTANCE NOT MET: no run got clearly above chance (50%).
+  1. Unpaired dataset (current code: balanced buggy/untouched *different* functions of 4-40 lines), command
+     `OMP_NUM_THREADS=1 greenprune finetune minilm --task defect --size 1500 --epochs 2 --max-length 128
+     --batch-size 16 --lr 5e-5 --json benchmarks/results/tasks-defect-minilm.json` (23 min wall, 5 min CPU):
+     test accuracy 0.540 (F1 0.566, 150 examples; before fine-tuning 0.500), best valid accuracy 0.553. Its
+     JSON record was overwritten by run 2 by mistake; the numbers are copied from that run's console table,
+     which is why the section above says "not run yet". A bag-of-n-grams logistic probe on the same split
+     reached 0.58: the signal is weak, and with 128 tokens about half the functions are cut, often past the bug.
+  2. Paired variant (each short function, <=15 lines, clean and mutated; record tasks-defect-minilm-paired.json,
+     renamed after the run so its stored command names the old path; code reverted since): the loss stayed at
+     0.694 and the classifier collapsed to one class (accuracy 0.500).
+  Next steps: more epochs/data on an idle machine, a code-pretrained encoder (CodeBERT) instead of a sentence
+  embedder, or operators weighted toward those a reader can see locally (swapped arguments, wrong variable).
 - generate: SmolLM2-135M-Instruct solves none of the first 20 HumanEval problems greedily, in either prompt
   style. In completion style it does not continue the body (it comments, prints, or restarts the `def`); in chat
   style it answers with a fenced function that fails the tests. pass@1 = 0/20 is therefore a floor, not a bug of
@@ -68,7 +77,7 @@ def render() -> str:
     for name in RUNS:
         path = RESULTS / name
         if not path.is_file():
-            lines += [f"## {name}", "", "_not run yet_", ""]
+            lines += [f"## {name}", "", "_no record (see the notes below)_", ""]
             continue
         record = load_json(path)
         assert isinstance(record, ResultRecord)

@@ -27,32 +27,29 @@ def strip_docstring(source: str) -> str:
 
 
 def build_defect_split(functions: list[CodeFunction], n: int, rng: random.Random, split: str) -> list[Example]:
-    """`n` examples: each chosen function appears twice, untouched (0) and with one injected bug (1).
-
-    Pairs (as in CuBERT's variable-misuse data) keep the classes balanced and make the model look at the mutated
-    site rather than at which function it is; both halves of a pair come from the same file, so the split by
-    file still holds. Pairs are shuffled within the split.
-    """
-    if n > 2 * len(functions):
+    """`n` examples, alternating buggy/clean so classes are balanced; each function is used at most once."""
+    if n > len(functions):
         raise TaskDataError(f"defect: the stdlib {split} split has only {len(functions)} usable functions, "
                             f"asked for {n} examples; use a smaller size")
     out: list[Example] = []
+    want_bug = True
     for fn in functions:
         if len(out) >= n:
             break
         clean = strip_docstring(fn.source)
-        m = mutate(clean, rng)
-        if m is None:
-            continue
-        key = f"{fn.file}::{fn.qualname}"
-        out.append(Example(text=clean, label=0, id=key, meta={"file": fn.file, "split": split}))
-        out.append(Example(text=m.mutant, label=1, id=key,
-                           meta={"file": fn.file, "operator": m.operator, "line": m.line, "split": split}))
+        if want_bug:
+            m = mutate(clean, rng)
+            if m is None:
+                continue
+            out.append(Example(text=m.mutant, label=1, id=f"{fn.file}::{fn.qualname}",
+                               meta={"file": fn.file, "operator": m.operator, "line": m.line, "split": split}))
+        else:
+            out.append(Example(text=clean, label=0, id=f"{fn.file}::{fn.qualname}",
+                               meta={"file": fn.file, "split": split}))
+        want_bug = not want_bug
     if len(out) < n:
         raise TaskDataError(f"defect: the stdlib {split} split yields only {len(out)} examples, asked for {n}; "
                             "use a smaller size")
-    out = out[:n]
-    rng.shuffle(out)
     return out
 
 
@@ -63,7 +60,7 @@ class DefectTask(ClassificationTask):
 
     def embedded(self, size: int = 400, seed: int = 0, *, refresh: bool = False) -> Splits:
         def build() -> Splits:
-            corpus = stdlib_functions(seed, min_lines=3, max_lines=15)  # whole function fits ~128 tokens
+            corpus = stdlib_functions(seed, min_lines=4, max_lines=40)
             sizes = split_sizes(size)
             parts = [build_defect_split(corpus[s], n, random.Random(f"defect|{seed}|{s}"), s)
                      for s, n in zip(("train", "valid", "test"), sizes, strict=False)]
