@@ -47,7 +47,7 @@ NOTES = """
      --batch-size 16 --lr 5e-5 --json benchmarks/results/tasks-defect-minilm.json` (23 min wall, 5 min CPU):
      test accuracy 0.540 (F1 0.566, 150 examples; before fine-tuning 0.500), best valid accuracy 0.553. Its
      JSON record was overwritten by run 2 by mistake; the numbers are copied from that run's console table,
-     which is why the section above says "not run yet". A bag-of-n-grams logistic probe on the same split
+     which is why the section above has no table. A bag-of-n-grams logistic probe on the same split
      reached 0.58: the signal is weak, and with 128 tokens about half the functions are cut, often past the bug.
   2. Paired variant (each short function, <=15 lines, clean and mutated; record tasks-defect-minilm-paired.json,
      renamed after the run so its stored command names the old path; code reverted since): the loss stayed at
