@@ -78,14 +78,9 @@ class Row:
             return None
         return cand / base
 
-    def flops_ratio(self) -> tuple[float | None, bool]:
-        """(FLOPs ratio, analytic?): the closed-form ratio when the flop counter missed most of the work
-        (dynamically quantised int8 kernels are invisible to torch's counter)."""
-        cost, base = self.record.cost, self.baseline.cost
-        if cost is not None and base is not None and cost.flops_analytic_per_sample and \
-                base.flops_analytic_per_sample and cost.flops_per_sample < 0.5 * cost.flops_analytic_per_sample:
-            return cost.flops_analytic_per_sample / base.flops_analytic_per_sample, True
-        return self.ratios.get("flops_per_sample"), False
+    def flops_ratio(self) -> float | None:
+        """Counted FLOPs per sample, candidate / baseline (the counter sees token pruning and int8 kernels)."""
+        return self.ratios.get("flops_per_sample")
 
     @property
     def is_baseline(self) -> bool:

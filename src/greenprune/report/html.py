@@ -39,25 +39,13 @@ def _fmt_metric(row: Row) -> str:
     return f"{metric}={row.quality[metric]:.4g}"
 
 
-# the counted FLOPs of a model whose matmuls run in kernels torch's flop counter does not know (dynamic int8)
-# fall far below the closed-form count; the table then shows the analytic ratio, marked
-UNCOUNTED_MARK = "ᵃ"
-UNCOUNTED_NOTE = (f"{UNCOUNTED_MARK} analytic FLOPs ratio: torch's flop counter does not see this model's int8 "
-                  "kernels, so its counted FLOPs understate the work (the closed form in turn ignores token pruning)")
-
-
-def _flops_ratio(row: Row) -> str:
-    value, analytic = row.flops_ratio()
-    return _fmt_ratio(value) + (UNCOUNTED_MARK if analytic and value is not None else "")
-
-
 def table_rows(rows: list[Row]) -> list[list[str]]:
     out = []
     for row in rows:
         kept = quality_retained(row)
         out.append([
             row.unit, row.label, _fmt_metric(row), _fmt_ratio(kept[1] if kept else None),
-            *(_flops_ratio(row) if key == "flops_per_sample" else _fmt_ratio(row.ratios.get(key))
+            *(_fmt_ratio(row.ratios.get(key))
               for key, _ in RATIO_COLUMNS),
             short_verdict(row.verdict),
         ])
@@ -84,7 +72,8 @@ def short_verdict(verdict: str) -> str:
 
 
 def table_notes(rows: list[Row]) -> list[str]:
-    return [UNCOUNTED_NOTE] if any(UNCOUNTED_MARK in cells[4] for cells in table_rows(rows)) else []
+    """Footnotes under the comparison table (none needed while every ratio is a counted one)."""
+    return []
 
 
 def markdown_table(rows: list[Row]) -> str:
@@ -190,7 +179,7 @@ figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}figcaption{color:
 
 def _cell_class(header: str, text: str) -> str:
     try:
-        value = float(text.rstrip(UNCOUNTED_MARK))
+        value = float(text)
     except ValueError:
         return ""
     if header == "quality kept" or header.startswith("throughput"):

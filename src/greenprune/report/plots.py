@@ -54,7 +54,7 @@ def plot_pareto(rows: list[Row], path: Path) -> Path:
         points, names = [(1.0, 1.0)], ["baseline" + ("s" if sum(r.is_baseline for r in rows) > 1 else "")]
         for row in rows:
             kept = quality_retained(row)
-            cost = row.flops_ratio()[0] if cost_key == "flops_per_sample" else row.ratios.get(cost_key)
+            cost = row.ratios.get(cost_key)
             if row.is_baseline or kept is None or cost is None:
                 continue
             points.append((cost, kept[1]))
@@ -72,8 +72,7 @@ def plot_pareto(rows: list[Row], path: Path) -> Path:
             ax.annotate(name, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
         ax.axvline(1.0, color="gray", lw=0.8, ls="--")
         ax.axhline(1.0, color="gray", lw=0.8, ls="--")
-        ax.set_xlabel(f"{title} (× baseline, lower is cheaper)" + (" — int8: analytic" if cost_key ==
-                      "flops_per_sample" and any(r.flops_ratio()[1] for r in rows) else ""))
+        ax.set_xlabel(f"{title} (× baseline, lower is cheaper)")
         ax.set_ylabel("quality kept (× baseline, higher is better)")
         ax.legend(loc="lower right", fontsize=8)
         ax.set_title(f"cost vs quality: {title}")
