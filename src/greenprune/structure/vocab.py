@@ -367,7 +367,8 @@ def shrink_embeddings(model: nn.Module, kept_ids: Sequence[int]) -> nn.Module:
             new_w = old_out.weight.detach().index_select(0, index.to(old_out.weight.device)).clone()
             old_out.weight = nn.Parameter(new_w)
             if getattr(old_out, "bias", None) is not None:
-                old_out.bias = nn.Parameter(old_out.bias.detach().index_select(0, index).clone())
+                bias = old_out.bias.detach()
+                old_out.bias = nn.Parameter(bias.index_select(0, index.to(bias.device)).clone())
         if hasattr(old_out, "out_features"):
             old_out.out_features = len(kept_ids)
     config = model.config
