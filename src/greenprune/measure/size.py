@@ -43,6 +43,11 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     return {"total": total, "embedding": embedding, "non_embedding": total - embedding}
 
 
+def total_parameters(model: nn.Module) -> int:
+    """Parameters counted once each (tied weights once), int8-packed Linear weights included."""
+    return count_parameters(model)["total"]
+
+
 def checkpoint_bytes(model: nn.Module) -> int:
     """Bytes of the model's state dict written as safetensors (shared tensors stored once, as HF saves them)."""
     tensors: dict[str, torch.Tensor] = {}

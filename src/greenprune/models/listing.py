@@ -33,15 +33,11 @@ def _config_for(alias: str):
 def _count_params(config) -> int:
     from transformers import AutoModel
 
+    from greenprune.measure.size import total_parameters
+
     with torch.device("meta"):
         model = AutoModel.from_config(config)
-    seen: set[int] = set()
-    total = 0
-    for p in model.parameters():
-        if id(p) not in seen:
-            seen.add(id(p))
-            total += p.numel()
-    return total
+    return total_parameters(model)
 
 
 def list_models() -> list[ModelInfo]:

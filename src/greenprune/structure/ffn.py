@@ -19,8 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from greenprune._utils import progress
+from greenprune._utils import progress, scoring_mode
 from greenprune.errors import GreenpruneError
+from greenprune.measure.size import total_parameters
 from greenprune.models.families import Family, family_of
 from greenprune.structure.calibration import Batch, as_batches
 
@@ -110,11 +111,12 @@ def ffn_scores(model: nn.Module, calib: Iterable[Batch]) -> list[torch.Tensor]:
     handles = [_linears(fam, layer)[1].register_forward_pre_hook(hook(i)) for i, layer in enumerate(layers)]
     device = next(model.parameters()).device
     try:
-        for batch in progress(batches, desc="FFN activations"):
-            mask = batch.get("attention_mask", torch.ones_like(batch["input_ids"])).bool()
-            mask_holder[:] = [mask]
-            model(**{k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask")})
-            count[0] += int(mask.sum())
+        with scoring_mode(model):
+            for batch in progress(batches, desc="FFN activations"):
+                mask = batch.get("attention_mask", torch.ones_like(batch["input_ids"])).bool()
+                mask_holder[:] = [mask]
+                model(**{k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask")})
+                count[0] += int(mask.sum())
     finally:
         for h in handles:
             h.remove()
@@ -160,23 +162,19 @@ def slice_ffn(model: nn.Module, kept: list[list[int]] | list[torch.Tensor]) -> n
     return model
 
 
-def _param_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-
-
 def prune_ffn(model: nn.Module, calib: Iterable[Batch], config: FFNPruningConfig | None = None) -> FFNPruningResult:
     """Remove the least important FFN neurons of every layer (in place)."""
     config = config or FFNPruningConfig()
     size = _intermediate_size(model)
     keep = kept_size(size, config)
-    params_before = _param_count(model)
+    params_before = total_parameters(model)
     n_layers = len(family_of(model).layers(model))
     if keep == size:  # nothing to remove: leave every tensor untouched
         return FFNPruningResult(model, size, size, [list(range(size))] * n_layers, params_before, params_before)
     scores = ffn_scores(model, calib)
     kept = [sorted(torch.topk(s, keep).indices.tolist()) for s in scores]
     slice_ffn(model, kept)
-    return FFNPruningResult(model, size, keep, kept, params_before, _param_count(model))
+    return FFNPruningResult(model, size, keep, kept, params_before, total_parameters(model))
 
 
 __all__ = [

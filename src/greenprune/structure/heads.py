@@ -19,8 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from greenprune._utils import progress
+from greenprune._utils import progress, scoring_mode
 from greenprune.errors import GreenpruneError
+from greenprune.measure.size import total_parameters
 from greenprune.models.families import family_of
 from greenprune.structure.calibration import Batch, as_batches
 from greenprune.structure.ffn import _slice_linear
@@ -88,11 +89,12 @@ def group_scores(model: nn.Module, calib: Iterable[Batch]) -> list[torch.Tensor]
     handles = [layer.get_submodule(fam.attn_out).register_forward_pre_hook(hook(i)) for i, layer in enumerate(layers)]
     device = next(model.parameters()).device
     try:
-        for batch in progress(batches, desc="attention activations"):
-            mask = batch.get("attention_mask", torch.ones_like(batch["input_ids"])).bool()
-            mask_holder[:] = [mask]
-            model(**{k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask")})
-            count += int(mask.sum())
+        with scoring_mode(model):
+            for batch in progress(batches, desc="attention activations"):
+                mask = batch.get("attention_mask", torch.ones_like(batch["input_ids"])).bool()
+                mask_holder[:] = [mask]
+                model(**{k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask")})
+                count += int(mask.sum())
     finally:
         for h in handles:
             h.remove()
@@ -137,7 +139,7 @@ def prune_kv_groups(
     """Remove the `config.groups` least important KV groups of every decoder layer (in place)."""
     config = config or HeadPruningConfig()
     heads, kv, _ = _geometry(model)
-    before = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    before = total_parameters(model)
     n_layers = len(family_of(model).layers(model))
     if not 0 <= config.groups < kv:
         raise HeadPruningError(f"can remove 0..{kv - 1} of {kv} KV groups, not {config.groups}")
@@ -146,7 +148,7 @@ def prune_kv_groups(
     scores = group_scores(model, calib)
     kept = [sorted(torch.topk(s, kv - config.groups).indices.tolist()) for s in scores]
     slice_groups(model, kept)
-    after = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    after = total_parameters(model)
     return HeadPruningResult(
         model, kv, model.config.num_key_value_heads, heads, model.config.num_attention_heads, kept, before, after
     )

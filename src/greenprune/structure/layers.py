@@ -24,6 +24,7 @@ from torch import nn
 
 from greenprune._utils import progress
 from greenprune.errors import GreenpruneError
+from greenprune.measure.size import total_parameters
 from greenprune.models.families import family_of
 from greenprune.structure.calibration import Batch, as_batches
 
@@ -207,10 +208,6 @@ def remove_layers(model: nn.Module, indices: Iterable[int]) -> nn.Module:
     return model
 
 
-def _param_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-
-
 def prune_layers(
     model: nn.Module, calib: Iterable[Batch], config: LayerPruningConfig | None = None
 ) -> LayerPruningResult:
@@ -224,7 +221,7 @@ def prune_layers(
         raise LayerPruningError(
             f"cannot remove {config.n} of {n_layers} layers (protected: {sorted(set(config.protect))})"
         )
-    params_before = _param_count(model)
+    params_before = total_parameters(model)
     original = list(range(n_layers))  # original index of each current position
     result = LayerPruningResult(model, [], original, config.metric, params_before=params_before)
     if config.n == 0:
@@ -248,7 +245,7 @@ def prune_layers(
         result.removed.append(victim)
     model.train(was_training)
     result.kept = original
-    result.params_after = _param_count(model)
+    result.params_after = total_parameters(model)
     return result
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from greenprune.errors import GreenpruneError
+from greenprune.measure.size import total_parameters
 from greenprune.structure.calibration import calibration_batches, stdlib_code
 from greenprune.structure.ffn import FFNPruningConfig, prune_ffn
 from greenprune.structure.heads import HeadPruningConfig, prune_kv_groups
@@ -99,15 +100,11 @@ def read_corpus(spec: str, limit: int | None = None) -> list[str]:
     return texts[:limit] if limit else texts
 
 
-def _params(model: nn.Module) -> int:
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-
-
 def run_structure(
     model: nn.Module, tokenizer: Any, config: StructureConfig, calib_texts: Sequence[str] | None = None
 ) -> tuple[nn.Module, Any, StructureReport]:
     """Apply the configured steps in place; returns the model, the (possibly new) tokenizer and a report."""
-    report = StructureReport(config=asdict(config), params_before=_params(model))
+    report = StructureReport(config=asdict(config), params_before=total_parameters(model))
     if config.vocab_corpus:
         texts = read_corpus(config.vocab_corpus)
         result = prune_vocab(model, tokenizer, texts, VocabPruningConfig())
@@ -130,7 +127,7 @@ def run_structure(
         if config.kv_groups:
             head_res = prune_kv_groups(model, batches, HeadPruningConfig(groups=config.kv_groups))
             report.steps.append({"step": "kv_groups", **calib_desc, **head_res.summary()})
-    report.params_after = _params(model)
+    report.params_after = total_parameters(model)
     return model, tokenizer, report
 
 

@@ -30,6 +30,7 @@ from torch import nn
 
 from greenprune._utils import progress
 from greenprune.errors import GreenpruneError
+from greenprune.measure.size import total_parameters
 
 
 class VocabPruningError(GreenpruneError, ValueError):
@@ -380,23 +381,13 @@ def shrink_embeddings(model: nn.Module, kept_ids: Sequence[int]) -> nn.Module:
     return model
 
 
-def _param_count(model: nn.Module) -> int:
-    seen: set[int] = set()
-    total = 0
-    for p in model.parameters():
-        if id(p) not in seen:
-            seen.add(id(p))
-            total += p.numel()
-    return total
-
-
 def prune_vocab(
     model: nn.Module, tokenizer: Any, corpus: Iterable[str], config: VocabPruningConfig | None = None
 ) -> VocabPruningResult:
     """Prune `model` (in place) and return a new tokenizer that tokenises every corpus text exactly as before."""
     config = config or VocabPruningConfig()
     texts = list(corpus)
-    params_before = _param_count(model)
+    params_before = total_parameters(model)
     vocab_before = len(tokenizer)
     merges_before = len(_tokenizer_json(tokenizer)["model"].get("merges", [])) or None
     kept_ids, stats = needed_token_ids(tokenizer, texts, config)
@@ -414,7 +405,7 @@ def prune_vocab(
         merges_before=merges_before,
         merges_after=merges_after,
         params_before=params_before,
-        params_after=_param_count(model),
+        params_after=total_parameters(model),
         corpus_texts=stats["texts"],
         corpus_words=stats["words"],
         kept_breakdown={k: stats[k] for k in ("corpus_tokens", "alphabet", "special", "total")},

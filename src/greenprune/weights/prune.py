@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from greenprune.measure.size import total_parameters
 from greenprune.weights.criteria import GRANULARITIES, METHODS, SCOPES, CriterionError, group_sets, select_and_mask
 from greenprune.weights.masks import effective_weight, is_masked, masked_modules
 from greenprune.weights.targets import resolve_targets
@@ -117,16 +118,6 @@ class PruningReport:
         return "\n".join(lines)
 
 
-def _unique_param_count(model: nn.Module) -> int:
-    seen: set[int] = set()
-    total = 0
-    for p in model.parameters():
-        if id(p) not in seen:
-            seen.add(id(p))
-            total += p.numel()
-    return total
-
-
 def sparsity_report(model: nn.Module, targets: Sequence[str] | None = None) -> PruningReport:
     """Zeros per tensor of the masked modules (or of `targets` / the default targets when nothing is masked).
 
@@ -141,7 +132,7 @@ def _report_on(model: nn.Module, modules: dict[str, nn.Module]) -> PruningReport
     for name, module in modules.items():
         weight = effective_weight(module)
         tensors.append(TensorSparsity(name, tuple(weight.shape), weight.numel(), int((weight == 0).sum())))
-    return PruningReport(tensors, None, _unique_param_count(model))
+    return PruningReport(tensors, None, total_parameters(model))
 
 
 @torch.no_grad()
