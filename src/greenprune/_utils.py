@@ -32,6 +32,34 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def read_jsonl(
+    path: str | os.PathLike[str], error: type[Exception] = ValueError
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) per non-blank line of a JSONL file (gzip if it ends in .gz).
+
+    Bad JSON or a row that is not an object raises `error` naming the file and line, so every area reports
+    malformed user data the same way with its own error type.
+    """
+    import gzip
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"expected the file {path}, which does not exist")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise error(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
+            if not isinstance(row, dict):
+                raise error(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            yield lineno, row
+
+
 def _umask_mode(base: int = 0o666) -> int:
     """The mode an ordinary open() would give a new file (mkstemp's 0600 would hide reports from other users)."""
     mask = os.umask(0)

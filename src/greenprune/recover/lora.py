@@ -12,7 +12,6 @@ plus docstring, completion = body — the same shape as HumanEval. User data: JS
 from __future__ import annotations
 
 import csv
-import json
 import math
 import textwrap
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from greenprune._utils import progress, seed_everything
+from greenprune._utils import progress, read_jsonl, seed_everything
 from greenprune.errors import GreenpruneError
 from greenprune.models.families import family_of
 
@@ -122,17 +121,8 @@ def load_pairs(path: str | Path, limit: int | None = None) -> list[Pair]:
         raise RecoveryError(f"{path}: no such recovery data file")
     pairs: list[Pair] = []
     if path.suffix.lower() in (".jsonl", ".json"):
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise RecoveryError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-                if not isinstance(row, dict):
-                    raise RecoveryError(f"{path}:{lineno}: expected a JSON object per line")
-                pairs.append(_pair_from(row, f"{path}:{lineno}"))
+        for lineno, row in read_jsonl(path, RecoveryError):
+            pairs.append(_pair_from(row, f"{path}:{lineno}"))
     elif path.suffix.lower() == ".csv":
         with path.open(encoding="utf-8", newline="") as fh:
             for lineno, row in enumerate(csv.DictReader(fh), 2):

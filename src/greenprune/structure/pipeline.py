@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from greenprune._utils import read_jsonl
 from greenprune.errors import GreenpruneError
 from greenprune.measure.size import total_parameters
 from greenprune.structure.calibration import calibration_batches, stdlib_code
@@ -78,19 +79,11 @@ def read_corpus(spec: str, limit: int | None = None) -> list[str]:
         texts = [p.read_text(encoding="utf-8", errors="replace") for p in files]
     elif path.is_file() and path.suffix.lower() == ".jsonl":
         texts = []
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CorpusError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-                text = next((row[k] for k in ("code", "content", "text", "func") if isinstance(row.get(k), str)),
-                            None)
-                if text is None:
-                    raise CorpusError(f"{path}:{lineno}: no 'code', 'content', 'text' or 'func' string field")
-                texts.append(text)
+        for lineno, row in read_jsonl(path, CorpusError):
+            text = next((row[k] for k in ("code", "content", "text", "func") if isinstance(row.get(k), str)), None)
+            if text is None:
+                raise CorpusError(f"{path}:{lineno}: no 'code', 'content', 'text' or 'func' string field")
+            texts.append(text)
     elif path.is_file():
         texts = [path.read_text(encoding="utf-8", errors="replace")]
     else:

@@ -13,13 +13,13 @@ Every malformed row is reported with its file and line number; a missing split f
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from greenprune._utils import read_jsonl as _read_jsonl
 from greenprune.tasks.base import Example, Splits, TaskDataError
 
 SPLIT_FILES = ("train", "valid", "test")
@@ -27,21 +27,7 @@ SPLIT_FILES = ("train", "valid", "test")
 
 def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) per non-blank line; bad JSON or a non-object row names file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise TaskDataError(f"expected the file {path}, which does not exist")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TaskDataError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-            if not isinstance(row, dict):
-                raise TaskDataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield lineno, row
+    return _read_jsonl(path, TaskDataError)
 
 
 def _field(row: dict[str, Any], names: tuple[str, ...], kind: type | tuple[type, ...], where: str) -> Any:
