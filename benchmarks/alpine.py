@@ -99,17 +99,17 @@ receives), which the FLOP counter sees as one extra attention-sized pass per pru
 
 ## Why the embedded data falls short of the paper's numbers
 
-- The embedded defect functions are short (median ≈ 70 tokens; Devign functions are far longer), so padding and
+- The embedded functions are short (defect: median ≈ 70 tokens; Devign functions are far longer), so padding and
   the always-kept special tokens are a large share of each sequence and there is less redundancy to prune.
 - MiniLM has 6 layers (CodeBERT 12): pruning starts at most 6 times, so the compounding of shorter sequences
   through later layers is weaker.
 - Batches are padded to their longest kept sequence, so compute follows the batch maximum, not the mean.
 - Scoring costs one extra fused attention pass per pruning layer (counted in the FLOPs column), so with
   nothing to prune ALPINE is slightly more expensive than the baseline.
-- Wall-clock timing here is dominated by contention: this machine ran ~12 runnable processes on 2 cores during
-  the run, and the candidate issues more (smaller) kernels per forward, each a sync point for both threads.
-  Every × throughput is within the comparison's 95% interval of 1.0 (see the JSON records), so no wall-clock
-  speed-up is claimed from this run.
+- Wall-clock ratios depend on what else shares the CPU (1-minute load average at the end of this run:
+  {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores); the candidate issues more, smaller kernels per forward, which
+  suffers more from contention. Each comparison's verdict (Aims above, JSON records) says whether its latency
+  difference is beyond noise; only those speed-ups are claimed.
 - Test splits are small (F1 on tens of examples moves in steps of several points).
 
 ## Sequence-length traces
