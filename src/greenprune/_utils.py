@@ -60,6 +60,19 @@ def read_jsonl(
             yield lineno, row
 
 
+CODE_FIELDS = ("code", "content", "text", "func")
+
+
+def read_code_jsonl(path: str | os.PathLike[str], error: type[Exception] = ValueError) -> Iterator[tuple[int, str]]:
+    """(line number, code) per row of a code corpus in JSONL: the first string among `CODE_FIELDS`."""
+    for lineno, row in read_jsonl(path, error):
+        text = next((row[k] for k in CODE_FIELDS if isinstance(row.get(k), str)), None)
+        if text is None:
+            names = ", ".join(repr(k) for k in CODE_FIELDS[:-1]) + f" or {CODE_FIELDS[-1]!r}"
+            raise error(f"{path}:{lineno}: no {names} string field")
+        yield lineno, text
+
+
 def _umask_mode(base: int = 0o666) -> int:
     """The mode an ordinary open() would give a new file (mkstemp's 0600 would hide reports from other users)."""
     mask = os.umask(0)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from greenprune._utils import read_jsonl
+from greenprune._utils import read_code_jsonl
 from greenprune.errors import GreenpruneError
 from greenprune.measure.size import total_parameters
 from greenprune.structure.calibration import calibration_batches, stdlib_code
@@ -78,12 +78,7 @@ def read_corpus(spec: str, limit: int | None = None) -> list[str]:
             raise CorpusError(f"{path}: no code files ({', '.join(CODE_SUFFIXES)}) in the corpus folder")
         texts = [p.read_text(encoding="utf-8", errors="replace") for p in files]
     elif path.is_file() and path.suffix.lower() == ".jsonl":
-        texts = []
-        for lineno, row in read_jsonl(path, CorpusError):
-            text = next((row[k] for k in ("code", "content", "text", "func") if isinstance(row.get(k), str)), None)
-            if text is None:
-                raise CorpusError(f"{path}:{lineno}: no 'code', 'content', 'text' or 'func' string field")
-            texts.append(text)
+        texts = [text for _, text in read_code_jsonl(path, CorpusError)]
     elif path.is_file():
         texts = [path.read_text(encoding="utf-8", errors="replace")]
     else:

@@ -12,24 +12,16 @@ from typing import Any
 
 from torch import nn
 
+from greenprune._utils import read_code_jsonl
 from greenprune.tasks.base import Example, Splits, TaskDataError, limited
 from greenprune.tasks.corpus import stdlib_functions
 from greenprune.tasks.embedded import cached, split_sizes
-from greenprune.tasks.formats import read_jsonl
 from greenprune.tasks.metrics import perplexity
 from greenprune.tasks.train import CausalLMTask
 
 
 def _code_rows(path: Path) -> list[Example]:
-    out = []
-    for lineno, row in read_jsonl(path):
-        for key in ("code", "content", "text", "func"):
-            if isinstance(row.get(key), str):
-                out.append(Example(text=row[key], id=f"{path.name}:{lineno}"))
-                break
-        else:
-            raise TaskDataError(f"{path}:{lineno}: no 'code', 'content', 'text' or 'func' string field")
-    return out
+    return [Example(text=text, id=f"{path.name}:{lineno}") for lineno, text in read_code_jsonl(path, TaskDataError)]
 
 
 class PerplexityTask(CausalLMTask):
