@@ -85,3 +85,42 @@ def as_batches(calib: Iterable[Batch] | Iterator[Batch]) -> list[Batch]:
 
 
 __all__ = ["Batch", "CalibrationError", "as_batches", "calibration_batches", "stdlib_code"]
+
+
+def input_weighted_importance(
+    model: torch.nn.Module, calib: Iterable[Batch], linears: list[torch.nn.Linear], desc: str
+) -> list[torch.Tensor]:
+    """Per Linear in `linears`, E|x_j| · ||W[:, j]|| for every input feature j, over the real calibration tokens.
+
+    A feature that is rarely active or feeds small weights contributes little to the layer's output: the score
+    FFN-neuron and KV-group pruning both rank by. Padding positions are excluded; no dropout, no autograd.
+    """
+    from greenprune._utils import progress, scoring_mode
+
+    batches = as_batches(calib)
+    sums = [torch.zeros(lin.in_features, dtype=torch.float64) for lin in linears]
+    mask_holder: list[torch.Tensor] = []
+    count = 0
+
+    def hook(idx: int):
+        def fn(module: torch.nn.Module, args: tuple) -> None:
+            act = args[0].detach().abs().float()  # [batch, seq, in_features]
+            sums[idx] += act[mask_holder[0].to(act.device)].sum(0).double().cpu()
+
+        return fn
+
+    handles = [lin.register_forward_pre_hook(hook(i)) for i, lin in enumerate(linears)]
+    device = next(model.parameters()).device
+    try:
+        with scoring_mode(model):
+            for batch in progress(batches, desc=desc):
+                mask = batch.get("attention_mask", torch.ones_like(batch["input_ids"])).bool()
+                mask_holder[:] = [mask]
+                model(**{k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask")})
+                count += int(mask.sum())
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [(total / max(count, 1)).float() * lin.weight.detach().float().cpu().norm(dim=0)
+            for total, lin in zip(sums, linears, strict=True)]
+

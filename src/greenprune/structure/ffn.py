@@ -19,11 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from greenprune._utils import progress, scoring_mode
 from greenprune.errors import GreenpruneError
 from greenprune.measure.size import total_parameters
 from greenprune.models.families import Family, family_of
-from greenprune.structure.calibration import Batch, as_batches
+from greenprune.structure.calibration import Batch, input_weighted_importance
 
 
 class FFNPruningError(GreenpruneError, ValueError):
@@ -94,37 +93,8 @@ def kept_size(size: int, config: FFNPruningConfig) -> int:
 def ffn_scores(model: nn.Module, calib: Iterable[Batch]) -> list[torch.Tensor]:
     """Per layer, E|a_j| · ||W_down[:, j]|| for every intermediate neuron j (see module docstring)."""
     fam = family_of(model)
-    layers = fam.layers(model)
-    batches = as_batches(calib)
-    sums = [torch.zeros(_intermediate_size(model), dtype=torch.float64) for _ in layers]
-    count = [0]
-    mask_holder: list[torch.Tensor] = []
-
-    def hook(idx: int):
-        def fn(module: nn.Module, args: tuple) -> None:
-            act = args[0].detach().abs().float()  # [batch, seq, intermediate]
-            mask = mask_holder[0].to(act.device)
-            sums[idx] += act[mask].sum(0).double().cpu()
-
-        return fn
-
-    handles = [_linears(fam, layer)[1].register_forward_pre_hook(hook(i)) for i, layer in enumerate(layers)]
-    device = next(model.parameters()).device
-    try:
-        with scoring_mode(model):
-            for batch in progress(batches, desc="FFN activations"):
-                mask = batch.get("attention_mask", torch.ones_like(batch["input_ids"])).bool()
-                mask_holder[:] = [mask]
-                model(**{k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask")})
-                count[0] += int(mask.sum())
-    finally:
-        for h in handles:
-            h.remove()
-    scores = []
-    for i, layer in enumerate(layers):
-        down = _linears(fam, layer)[1].weight.detach().float().cpu()
-        scores.append((sums[i] / max(count[0], 1)).float() * down.norm(dim=0))
-    return scores
+    downs = [_linears(fam, layer)[1] for layer in fam.layers(model)]
+    return input_weighted_importance(model, calib, downs, "FFN activations")
 
 
 def _slice_linear(linear: nn.Linear, index: torch.Tensor, dim: int) -> None:

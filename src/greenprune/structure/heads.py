@@ -19,11 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from greenprune._utils import progress, scoring_mode
 from greenprune.errors import GreenpruneError
 from greenprune.measure.size import total_parameters
 from greenprune.models.families import family_of
-from greenprune.structure.calibration import Batch, as_batches
+from greenprune.structure.calibration import Batch, input_weighted_importance
 from greenprune.structure.ffn import _slice_linear
 
 
@@ -73,37 +72,9 @@ def group_scores(model: nn.Module, calib: Iterable[Batch]) -> list[torch.Tensor]
     """Per layer, one importance per KV group (see module docstring)."""
     fam = family_of(model)
     heads, kv, head_dim = _geometry(model)
-    layers = fam.layers(model)
-    batches = as_batches(calib)
-    sums = [torch.zeros(heads * head_dim, dtype=torch.float64) for _ in layers]
-    mask_holder: list[torch.Tensor] = []
-    count = 0
-
-    def hook(idx: int):
-        def fn(module: nn.Module, args: tuple) -> None:
-            act = args[0].detach().abs().float()
-            sums[idx] += act[mask_holder[0].to(act.device)].sum(0).double().cpu()
-
-        return fn
-
-    handles = [layer.get_submodule(fam.attn_out).register_forward_pre_hook(hook(i)) for i, layer in enumerate(layers)]
-    device = next(model.parameters()).device
-    try:
-        with scoring_mode(model):
-            for batch in progress(batches, desc="attention activations"):
-                mask = batch.get("attention_mask", torch.ones_like(batch["input_ids"])).bool()
-                mask_holder[:] = [mask]
-                model(**{k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask")})
-                count += int(mask.sum())
-    finally:
-        for h in handles:
-            h.remove()
-    out = []
-    for i, layer in enumerate(layers):
-        w = layer.get_submodule(fam.attn_out).weight.detach().float().cpu()
-        per_dim = (sums[i] / max(count, 1)).float() * w.norm(dim=0)
-        out.append(per_dim.view(kv, heads // kv * head_dim).sum(-1))
-    return out
+    outs = [layer.get_submodule(fam.attn_out) for layer in fam.layers(model)]
+    per_dim = input_weighted_importance(model, calib, outs, "attention activations")
+    return [scores.view(kv, heads // kv * head_dim).sum(-1) for scores in per_dim]
 
 
 def slice_groups(model: nn.Module, kept_groups: list[list[int]]) -> nn.Module:
