@@ -1,7 +1,14 @@
-"""Greedy / sampled generation with stop strings, batched with left padding (decoders only)."""
+"""Greedy / sampled generation with stop strings, batched with left padding (decoders only).
+
+Greedy decoding of decoder-only models uses our own loop that drops a sequence from the batch (and from its KV
+cache) as soon as it is finished, so a batch costs what its sequences need rather than what its longest one
+needs; `transformers`' `generate` keeps decoding padding for finished rows. Prompts are batched by length so
+little padding is computed. Sampling and encoder-decoder models go through `generate`.
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +43,69 @@ class _StopOnStrings:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+def _eos_ids(model: nn.Module, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    config = getattr(model, "generation_config", None)
+    for value in (getattr(config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif value is not None:
+            ids.update(int(v) for v in value)
+    return ids
+
+
+@torch.no_grad()
+def greedy_decode(
+    model: nn.Module,
+    tokenizer: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    stops: Sequence[str],
+) -> list[list[int]]:
+    """New token ids per (left-padded) prompt, greedy; a row leaves the batch once it hits EOS or a stop string.
+
+    Produces what `generate(do_sample=False)` with a per-row stop-string criterion produces (a test pins this),
+    with the KV cache of finished rows dropped at every step.
+    """
+    eos = _eos_ids(model, tokenizer)
+    accepted = inspect.signature(model.forward).parameters
+    cache_kw = "cache" if "cache" in accepted else "past_key_values"  # renamed in transformers 5.x
+    extra = {"logits_to_keep": 1} if "logits_to_keep" in accepted else {}
+    rows = input_ids.shape[0]
+    new: list[list[int]] = [[] for _ in range(rows)]
+    active = torch.arange(rows)
+    mask = attention_mask.long()
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = None
+    step_ids, step_pos = input_ids, positions
+    for _ in range(max_new_tokens):
+        out = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, use_cache=True,
+                    **{cache_kw: cache}, **extra)
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        next_ids = out.logits[:, -1, :].argmax(-1)
+        keep: list[int] = []
+        for local, (row, token) in enumerate(zip(active.tolist(), next_ids.tolist(), strict=True)):
+            if token in eos:
+                continue
+            new[row].append(token)
+            text = tokenizer.decode(new[row], skip_special_tokens=True)
+            if not any(s in text for s in stops):
+                keep.append(local)
+        if not keep:
+            break
+        if len(keep) < len(active):
+            index = torch.tensor(keep, device=next_ids.device)
+            cache.batch_select_indices(index)
+            active, mask, next_ids = active[keep], mask[index], next_ids[index]
+            positions = positions[index]
+        mask = torch.cat([mask, mask.new_ones(len(keep), 1)], dim=1)
+        positions = positions[:, -1:] + 1
+        step_ids, step_pos = next_ids[:, None], positions
+    return new
+
+
 @torch.no_grad()
 def generate_texts(
     model: nn.Module,
@@ -50,22 +120,36 @@ def generate_texts(
     temperature: float = 0.8,
     top_p: float = 0.95,
     desc: str = "generate",
+    drop_finished: bool = True,
 ) -> list[str]:
-    """The continuation of each prompt, cut at the first stop string."""
+    """The continuation of each prompt, cut at the first stop string.
+
+    `drop_finished=False` forces `transformers`' `generate` for greedy decoding too (the reference our loop matches).
+    """
     from transformers import StoppingCriteriaList
 
     model.eval()
     device = model_device(model)
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    outputs: list[str] = []
+    own_loop = drop_finished and not do_sample and not getattr(model.config, "is_encoder_decoder", False)
+    # similar lengths share a batch (less padding); results go back to the caller's order
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    outputs: dict[int, str] = {}
     try:
         starts = range(0, len(prompts), batch_size)
         for start in progress(starts, desc, total=len(starts)):
-            chunk = list(prompts[start : start + batch_size])
+            index = order[start : start + batch_size]
+            chunk = [prompts[i] for i in index]
             enc = tokenizer(chunk, return_tensors="pt", padding=True, truncation=True, max_length=max_prompt_length,
                             add_special_tokens=False)
             enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+            if own_loop:
+                ids = greedy_decode(model, tokenizer, enc["input_ids"], enc["attention_mask"],
+                                    max_new_tokens=max_new_tokens, stops=stops)
+                texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
+                outputs.update((i, truncate_at_stops(t, stops)) for i, t in zip(index, texts, strict=True))
+                continue
             prompt_len = enc["input_ids"].shape[1]
             kwargs: dict[str, Any] = {"do_sample": do_sample}
             if do_sample:
@@ -75,7 +159,7 @@ def generate_texts(
                 stopping_criteria=StoppingCriteriaList([_StopOnStrings(tokenizer, prompt_len, stops)]), **kwargs,
             )
             texts = tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
-            outputs.extend(truncate_at_stops(t, stops) for t in texts)
+            outputs.update((i, truncate_at_stops(t, stops)) for i, t in zip(index, texts, strict=True))
     finally:
         tokenizer.padding_side = old_side
-    return outputs
+    return [outputs[i] for i in range(len(prompts))]
