@@ -2,7 +2,7 @@
 
 Rows: vocabulary (stdlib train corpus), layers n = 2/4/6 (kl vs bi, greedy with re-scoring), FFN 10/20/30%, the
 combination, and LoRA recovery of chosen rows. Per row: parameters, checkpoint bytes, held-out code perplexity,
-HumanEval canonical-solution NLL on all 164 problems (a per-problem quality signal cheap enough for every row),
+HumanEval canonical-solution NLL (first --he-nll problems: a smooth per-token quality signal),
 HumanEval greedy pass@1 (on the rows and problems the CPU budget allows: see --gen-rows / --gen-problems), and
 tokens/s measured against the original in the same process with interleaved rounds.
 
@@ -34,18 +34,22 @@ def parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--eval-texts", type=int, default=32, help="held-out stdlib functions (test split) for perplexity")
-    ap.add_argument("--he-nll", type=int, default=164, help="HumanEval problems scored by canonical-solution NLL")
+    ap.add_argument("--he-nll", type=int, default=40, help="HumanEval problems scored by canonical-solution NLL")
     ap.add_argument("--gen-problems", type=int, default=164, help="HumanEval problems generated for pass@1")
-    ap.add_argument("--gen-rows", default="baseline,combo,combo+lora",
+    ap.add_argument("--gen-rows", default="all",
                     help="rows that get generated pass@1 (comma list, 'all' or 'none')")
-    ap.add_argument("--gen-batch", type=int, default=16)
+    ap.add_argument("--gen-batch", type=int, default=82, help="prompts decoded together (finished ones leave)")
     ap.add_argument("--max-new-tokens", type=int, default=192)
     ap.add_argument("--calib-batches", type=int, default=2)
     ap.add_argument("--calib-seq-len", type=int, default=128)
     ap.add_argument("--recover-steps", type=int, default=60)
-    ap.add_argument("--recover-rows", default="combo", help="rows that also get a '+lora' recovered variant")
-    ap.add_argument("--combo", default="vocab,kl4,ffn20", help="steps of the combination row")
+    ap.add_argument("--recover-rows", default="all",
+                    help="rows that also get a '+lora' recovered variant (comma list or 'all'; baseline+lora is the "
+                    "control: what recovery training alone does to the unpruned model)")
+    ap.add_argument("--combo", default="vocab,bi4,ffn20", help="steps of the combination row")
     ap.add_argument("--rows", default="all", help="subset of rows to run (comma list)")
+    ap.add_argument("--reverse", action="store_true",
+                    help="work through the rows from the end (a second process on another core meets the first)")
     ap.add_argument("--fresh", action="store_true", help="ignore saved rows")
     ap.add_argument("--rows-file", default="structure.rows.json", help="where this run saves its rows")
     ap.add_argument("--markdown-only", action="store_true", help="re-render structure.md from the saved rows")
@@ -200,6 +204,11 @@ def load_rows(path: Path, fresh: bool) -> dict[str, dict[str, Any]]:
     return {r["row"]: r for r in json.loads(path.read_text())}
 
 
+def saved_elsewhere(own: Path) -> set[str]:
+    return {name for other in RESULTS.glob("structure.rows*.json") if other != own
+            for name in load_rows(other, False)}
+
+
 def write_markdown(rows: dict[str, dict[str, Any]], order: list[str], command: str, args: argparse.Namespace) -> None:
     from greenprune._utils import atomic_write_text
 
@@ -237,11 +246,9 @@ def write_markdown(rows: dict[str, dict[str, Any]], order: list[str], command: s
     gen = sorted({r for r, v in rows.items() if "pass@1" in v})
     lines += [
         "",
-        f"pass@1: greedy, first {args.gen_problems} HumanEval problems, rows {', '.join(gen) or 'none'}. Budget: this "
-        "2-core CPU was shared with five other jobs (load average 12–17); greedy generation measured ~75 s per "
-        "HumanEval problem at batch 4, so all 164 problems for even one row (~3.4 h) did not fit the session. "
-        "HE NLL (canonical solutions) is the HumanEval signal measured on every row; the script runs all 164 for "
-        "pass@1 with its defaults (`--gen-problems 164`).",
+        f"pass@1: greedy, chat prompt (the model is instruction-tuned), up to {args.max_new_tokens} new tokens, "
+        f"first {args.gen_problems} HumanEval problems, on rows {', '.join(gen) or 'none'}; every sample ran in "
+        "greenprune's sandbox. Rows without pass@1 were not generated (CPU budget; see the status below).",
         "Layer rows take prefixes of one greedy removal order per metric (greedy with re-scoring makes the n=2 and "
         "n=4 choices prefixes of the n=6 run); the order is computed on the full-vocabulary model on "
         f"{args.calib_batches}×4×{args.calib_seq_len} calibration tokens (stdlib valid split).",
@@ -261,14 +268,16 @@ def main() -> None:
         for other in sorted(RESULTS.glob("structure.rows*.json")):
             rows.update({k: v for k, v in load_rows(other, False).items() if k not in rows})
     # priority order (a shared CPU may not finish them all); the table is printed in reading order
-    plan = ["baseline", "combo", "kl4", "bi4", "ffn20", "vocab", "kl6", "bi6", "ffn30", "kl2", "bi2", "ffn10"]
+    plan = ["baseline", "combo", "vocab", "bi4", "kl4", "ffn20", "bi2", "kl2", "ffn10", "bi6", "kl6", "ffn30"]
     reading = ["baseline", "vocab", "kl2", "kl4", "kl6", "bi2", "bi4", "bi6", "ffn10", "ffn20", "ffn30", "combo"]
-    recover_rows = [r for r in args.recover_rows.split(",") if r]
+    recover_rows = plan if args.recover_rows == "all" else [r for r in args.recover_rows.split(",") if r]
     order: list[str] = []
     for r in plan:
         order.append(r)
-        if r in recover_rows:
+        if r in recover_rows and r != "baseline":
             order.append(f"{r}+lora")
+    if "baseline" in recover_rows:
+        order.append("baseline+lora")  # the control comes last: it prunes nothing
     table_order: list[str] = []
     for r in reading:
         table_order.append(r)
@@ -279,12 +288,14 @@ def main() -> None:
         write_markdown(rows, table_order, produced, args)
         return
     wanted = order if args.rows == "all" else [r for r in order if r in args.rows.split(",")]
+    if args.reverse:
+        wanted.reverse()
     gen_rows = set(order if args.gen_rows == "all" else [] if args.gen_rows == "none" else args.gen_rows.split(","))
     bench = Bench(args)
     from greenprune.measure import checkpoint_bytes
 
     for name in wanted:
-        if name in rows:
+        if name in rows or name in saved_elsewhere(rows_path):  # a parallel run (other --rows-file) may have it
             print(f"[skip] {name} (saved)", flush=True)
             continue
         t0 = time.time()
