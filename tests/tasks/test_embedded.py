@@ -52,7 +52,8 @@ def test_defect_mutants_parse_differ_and_are_balanced():
         if e.label == 1:
             operators.add(e.meta["operator"])
     assert len(operators) >= 5
-    assert len({e.id for e in splits.train}) == len(splits.train)  # each function used once
+    assert len({(e.id, e.label) for e in splits.train}) == len(splits.train)  # each function once per class
+    assert len({e.id for e in splits.test}) == len(splits.test)
 
 
 def test_clone_pairs_are_balanced_and_negatives_differ():
