@@ -51,3 +51,11 @@ def test_perplexity():
     assert metrics.perplexity(math.log(4) * 10, 10) == pytest.approx(4.0)
     with pytest.raises(ValueError):
         metrics.perplexity(1.0, 0)
+
+
+def test_wilson_interval_matches_the_textbook_values():
+    low, high = metrics.wilson_interval(180, 300)  # 0.60 on 300 examples
+    assert low == pytest.approx(0.5436, abs=1e-4) and high == pytest.approx(0.6538, abs=1e-4)
+    assert metrics.wilson_interval(0, 10)[0] == 0.0 and metrics.wilson_interval(10, 10)[1] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        metrics.wilson_interval(3, 2)

@@ -35,6 +35,16 @@ def classification_metrics(predictions: Sequence[int], labels: Sequence[int]) ->
     return {"accuracy": float((pred == gold).mean()), "precision": precision, "recall": recall, "f1": f1}
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95% for the default z): e.g. is accuracy above chance."""
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n > 0, got {successes} of {n}")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
     return classification_metrics(predictions, labels)["accuracy"]
 
