@@ -125,3 +125,12 @@ def test_token_nll_matches_transformers_loss():
     padded, padded_tokens = task.token_nll(model, tokenizer, [example, other], batch_size=2, max_length=64)
     alone, alone_tokens = task.token_nll(model, tokenizer, [other], batch_size=1, max_length=64)
     assert padded == pytest.approx(nll + alone, rel=1e-4) and padded_tokens == tokens + alone_tokens
+
+
+def test_shuffle_groups_keep_pairs_together_and_leave_unpaired_data_alone():
+    from greenprune.tasks.train import shuffle_groups
+
+    paired = [Example(text=t, label=lab, id=f) for f in ("a", "b", "c") for t, lab in (("bug", 1), ("ok", 0))]
+    assert shuffle_groups(paired) == [[0, 1], [2, 3], [4, 5]]
+    assert shuffle_groups([Example(text="x", id="a"), Example(text="y", id="b")]) == [[0], [1]]
+    assert shuffle_groups([Example(text="x"), Example(text="y")]) == [[0], [1]]  # empty ids never group

@@ -181,6 +181,22 @@ def _better(task: Task, new: float, best: float | None) -> bool:
     return new > best if task.higher_is_better else new < best
 
 
+def shuffle_groups(examples: Sequence[Example]) -> list[list[int]]:
+    """Indices of runs of consecutive examples that share a non-empty id; each run is shuffled as one unit.
+
+    Paired data (defect: a function's clean and buggy versions, stored next to each other) thus lands in the
+    same batch, so the function-level part of the gradient cancels and what is left is the contrast the label
+    depends on. Unpaired data gives one-element groups, i.e. the ordinary per-example shuffle.
+    """
+    groups: list[list[int]] = []
+    for i, example in enumerate(examples):
+        if groups and example.id and examples[groups[-1][-1]].id == example.id:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
 def train_loop(task: ClassificationTask | CausalLMTask, model: nn.Module, tokenizer: Any, splits: Splits,
                config: TrainConfig) -> FinetuneResult:
     """AdamW with linear warm-up/decay, gradient clipping, periodic validation and best-checkpoint restore."""
@@ -232,9 +248,10 @@ def train_loop(task: ClassificationTask | CausalLMTask, model: nn.Module, tokeni
 
     model.train()
     done = False
+    groups = shuffle_groups(splits.train)
     while not done:
-        order = torch.randperm(len(splits.train), generator=generator).tolist()
-        shuffled = [splits.train[i] for i in order]
+        order = torch.randperm(len(groups), generator=generator).tolist()
+        shuffled = [splits.train[i] for g in order for i in groups[g]]
         optimizer.zero_grad(set_to_none=True)
         for i, batch in enumerate(task.train_batches(tokenizer, shuffled, config.batch_size, config.max_length)):
             batch = to_device(batch, device)
