@@ -17,11 +17,15 @@ import sys
 from pathlib import Path
 
 from greenprune.measure.records import ResultRecord, load_json
+from greenprune.tasks.metrics import wilson_interval
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = {
-    "tasks-defect-minilm.json": "greenprune finetune minilm --task defect --size 1500 --epochs 2 --max-length 128 "
-                                "--batch-size 16 --lr 5e-5",
+    "tasks-defect-minilm.json": "greenprune finetune minilm --task defect --size 4000 --epochs 3 --max-length 128 "
+                                "--batch-size 16 --lr 5e-5 --eval-every 100",
+    "tasks-defect-probe.json": "python benchmarks/defect_probe.py --size 4000",
+    "tasks-defect-minilm-2epochs.json": "greenprune finetune minilm --task defect --size 4000 --epochs 2 "
+                                        "--max-length 128 --batch-size 16 --lr 5e-5 --eval-every 100",
     "tasks-defect-minilm-paired.json": "greenprune finetune minilm --task defect --size 1500 --epochs 3 "
                                        "--max-length 128 --batch-size 16 --lr 1e-4",
     "tasks-generate-smollm2.json": "greenprune eval smollm2-135m --task generate --limit 20 --max-new-tokens 256 "
@@ -31,8 +35,15 @@ RUNS = {
     "tasks-perplexity-smollm2.json": "greenprune eval smollm2-135m --task perplexity --size 400 --max-length 256 "
                                      "--batch-size 8",
 }
+HISTORY = {  # earlier runs kept for the record and never re-run (their code or settings are superseded)
+    "tasks-defect-minilm-2epochs.json": "history: the same code and data, 2 epochs (its record was written to "
+                                        "tasks-defect-minilm.json, then renamed before the 3-epoch run)",
+    "tasks-defect-minilm-paired.json": "history: earlier paired variant (1500 examples, functions <= 15 lines, "
+                                       "no token budget, pairs shuffled apart), since replaced",
+}
 SHOWN = ("accuracy", "f1", "before_accuracy", "valid_accuracy", "pass@1", "timeouts", "problems", "perplexity",
-         "nll_per_token", "tokens", "train_seconds", "eval_seconds")
+         "nll_per_token", "tokens", "train_seconds", "eval_seconds",
+         "bag_of_ngrams_accuracy", "bag_of_ngrams_valid_accuracy", "length_accuracy", "length_valid_accuracy")
 
 
 NOTES = """
@@ -41,19 +52,41 @@ NOTES = """
 - Machine: 2 shared cores under a load average of 11-14 from five other engineers' runs; wall-clock times are
   3-5x what an idle box gives (the `time` user CPU of the defect run was a quarter of its wall-clock). Runs used
   `OMP_NUM_THREADS=1`, which on an oversubscribed box is much faster than OpenMP spin-waiting with 2 threads.
-- defect (embedded) — ACCEPTANCE NOT MET: no run got clearly above chance (50%).
-  1. Unpaired dataset (current code: balanced buggy/untouched *different* functions of 4-40 lines), command
-     `OMP_NUM_THREADS=1 greenprune finetune minilm --task defect --size 1500 --epochs 2 --max-length 128
-     --batch-size 16 --lr 5e-5 --json benchmarks/results/tasks-defect-minilm.json` (23 min wall, 5 min CPU):
-     test accuracy 0.540 (F1 0.566, 150 examples; before fine-tuning 0.500), best valid accuracy 0.553. Its
-     JSON record was overwritten by run 2 by mistake; the numbers are copied from that run's console table,
-     which is why the section above has no table. A bag-of-n-grams logistic probe on the same split
-     reached 0.58: the signal is weak, and with 128 tokens about half the functions are cut, often past the bug.
-  2. Paired variant (each short function, <=15 lines, clean and mutated; record tasks-defect-minilm-paired.json,
-     renamed after the run so its stored command names the old path; code reverted since): the loss stayed at
-     0.694 and the classifier collapsed to one class (accuracy 0.500).
-  Next steps: more epochs/data on an idle machine, a code-pretrained encoder (CodeBERT) instead of a sentence
-  embedder, or operators weighted toward those a reader can see locally (swapped arguments, wrong variable).
+- defect (embedded), current code — ACCEPTANCE STILL NOT MET (learning, but not clearly above chance on test).
+  Command: `OMP_NUM_THREADS=1 greenprune finetune minilm --task defect --size 4000 --epochs 3 --max-length 128
+  --batch-size 16 --lr 5e-5 --eval-every 100 --json benchmarks/results/tasks-defect-minilm.json` (17 min wall,
+  16 min CPU, one torch thread, another engineer's job on the other core): test accuracy 0.5225 (95% Wilson CI
+  0.474-0.571, n=400; F1 0.565; before fine-tuning 0.4925); best valid accuracy 0.595 at step 400 of 600 (valid
+  is what picked the checkpoint, so it is optimistic). The same code with 2 epochs (history record): test 0.5325
+  (CI 0.484-0.581), valid 0.5625. The train loss is still falling at the end (0.693 → 0.679), so the model has
+  started to learn the contrast, but it stays below the n-gram probe (0.600) and its test CI includes 0.5.
+  Next steps, in order of expected value: more steps (the loss curve has not flattened; 3-4x the 600 steps is
+  1 CPU-hour), mean pooling (all-MiniLM-L6-v2 was trained with mean pooling, its [CLS]/pooler never; a quick
+  try of this session was not conclusive in 160 steps and was not kept), a code-pretrained encoder.
+  What changed (commits "defect (embedded): ... budget ...", "train loop: shuffle runs of same-id examples ..."):
+  1. Truncation: functions are kept only if their ast.unparse text (clean and buggy) has at most 90 code tokens,
+     which stays within 128 MiniLM word pieces on the stdlib (a test checks every example). Before, with
+     4-40-line functions and `--max-length 128`, 24% of the functions were cut and the first changed word piece
+     of 10% of the mutants lay past the cut (bug invisible); now 0%. (Earlier notes said "about half": wrong.)
+  2. Paired train split: each train function gives its untouched and its one-mutation version, so the injected
+     bug is the only difference between a positive and its negative. Valid and test stay unpaired (buggy and
+     untouched *different* functions, 200 + 200 each), so every held-out example is an independent function and
+     the Wilson interval is honest. Files never cross splits; both classes are ast.unparse-normalised; untouched
+     held-out functions are also required to have a mutation site (else "no site" would mean "clean").
+  3. Optimisation: with pairs shuffled apart (plain per-example shuffle) MiniLM learned nothing - train loss
+     0.693 for 400 steps, every validation predicting one class (run of this session, record overwritten), the
+     same collapse as the 2026-11-26 paired run below; it could not even memorise 32 pairs in 60 steps at lr
+     1e-4..5e-4, with or without dropout. The [CLS] vectors of a pair differ by 0.5 (L2) against 6.8 between
+     two functions, so per-example gradients are dominated by function identity. The train loop now shuffles
+     same-id runs as one unit, so a function's two versions share a batch and the function-level part of the
+     gradient cancels; with that, the train loss starts to fall after ~250 steps (history in the records).
+  Shallow baselines on the same split (`python benchmarks/defect_probe.py --size 4000`, record above):
+  bag of code-token 1-3-grams, logistic regression: test 0.600 (95% CI 0.551-0.647, n=400); length only: 0.493.
+  The n-gram probe's strongest features are bug signatures, not formatting: `super ( self` and `, self ,`
+  (swapped arguments), `+ = 0`, `= 1`, `! = 0` (off-by-one), `not in`, `is None and` for buggy; `if not`,
+  `not self` for untouched (a dropped `not`). It is the bar a fine-tuned encoder has to clear.
+  Earlier runs (history): (a) unpaired 4-40-line functions, no budget, `--size 1500 --epochs 2 --lr 5e-5`:
+  test 0.540 on 150 (record overwritten, numbers from the console); (b) the paired record below (collapsed).
 - generate: SmolLM2-135M-Instruct solves none of the first 20 HumanEval problems greedily, in either prompt
   style. In completion style it does not continue the body (it comments, prints, or restarts the `def`); in chat
   style it answers with a fenced function that fails the tests. pass@1 = 0/20 is therefore a floor, not a bug of
@@ -66,8 +99,22 @@ NOTES = """
 
 def run(name: str, command: str) -> None:
     args = [*shlex.split(command), "--json", str(RESULTS / name)]
-    args[0] = str(Path(sys.executable).with_name("greenprune"))
+    args[0] = sys.executable if args[0] == "python" else str(Path(sys.executable).with_name("greenprune"))
     subprocess.run(args, check=True)
+
+
+def _interval(record: ResultRecord, key: str) -> str:
+    """' (95% CI lo-hi, n=N)' after a test accuracy whose example count the record knows, else ''."""
+    if key.endswith("_accuracy") and f"{key[: -len('accuracy')]}ci_low" in record.metrics:
+        prefix = key[: -len("accuracy")]
+        low, high = record.metrics[f"{prefix}ci_low"], record.metrics[f"{prefix}ci_high"]
+    elif key == "accuracy" and isinstance(record.config.get("splits"), dict) and record.config["splits"].get("test"):
+        n = int(record.config["splits"]["test"])
+        low, high = wilson_interval(round(record.metrics[key] * n), n)
+    else:
+        return ""
+    n = record.config.get("splits", {}).get("test", "?")
+    return f" (95% CI {low:.3f}-{high:.3f}, n={n})"
 
 
 def render() -> str:
@@ -81,12 +128,13 @@ def render() -> str:
             continue
         record = load_json(path)
         assert isinstance(record, ResultRecord)
-        lines += [f"## {record.task}: {record.model} ({record.method})", "", f"Command: `{record.command}`", "",
+        title = f"## {record.task}: {record.model} ({record.method})"
+        lines += [f"{title} — {HISTORY[name]}" if name in HISTORY else title, "", f"Command: `{record.command}`", "",
                   f"Data: {record.config.get('data', '?')}; splits: {record.config.get('splits', '-')}; "
                   f"host: {record.host}; created {record.created}", "", "| metric | value |", "|---|---|"]
         for key in SHOWN:
             if key in record.metrics:
-                lines.append(f"| {key} | {record.metrics[key]:.4g} |")
+                lines.append(f"| {key} | {record.metrics[key]:.4g}{_interval(record, key)} |")
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -98,7 +146,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.render_only:
         for name, command in RUNS.items():
-            if args.only and name not in args.only:
+            if name in HISTORY or (args.only and name not in args.only):
                 continue
             run(name, command)
     text = render() + NOTES
