@@ -32,7 +32,7 @@ def main() -> None:
     from greenprune.recipe import run_recipe
     from greenprune.recipe.runner import finished_steps, load_run, unit_folder
     from greenprune.report import build_report
-    from greenprune.report.html import markdown_table, quality_lines, table_notes
+    from greenprune.report.html import markdown_table, quality_lines
 
     load_before = os.getloadavg()
     start = time.perf_counter()
@@ -55,7 +55,7 @@ def main() -> None:
             total += took or 0.0
             lines.append(f"| {unit.id} | {step.index:02d}-{step.kind} | {took if took is not None else '?'} |")
     lines += [f"| **all** | | **{total:.0f}** |", "", "## Every stack vs its baseline", "",
-              markdown_table(report.rows), "", *table_notes(report.rows), "", "## All quality metrics", ""]
+              markdown_table(report.rows), "", "## All quality metrics", ""]
     lines += [f"- {q}" for q in quality_lines(report.rows)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")

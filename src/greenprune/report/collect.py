@@ -78,10 +78,6 @@ class Row:
             return None
         return cand / base
 
-    def flops_ratio(self) -> float | None:
-        """Counted FLOPs per sample, candidate / baseline (the counter sees token pruning and int8 kernels)."""
-        return self.ratios.get("flops_per_sample")
-
     @property
     def is_baseline(self) -> bool:
         return self.verdict == "baseline"

@@ -71,11 +71,6 @@ def short_verdict(verdict: str) -> str:
     return verdict.split(":")[0]
 
 
-def table_notes(rows: list[Row]) -> list[str]:
-    """Footnotes under the comparison table (none needed while every ratio is a counted one)."""
-    return []
-
-
 def markdown_table(rows: list[Row]) -> str:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     for cells in table_rows(rows):
@@ -154,7 +149,6 @@ def build_report(run_dirs: list[str | os.PathLike[str]], out_dir: str | os.PathL
            "Ratios are candidate / baseline, both measured in the same process, interleaved. "
            "*quality kept* is the primary metric relative to the baseline (inverted for perplexity, so >1 is better).",
            "", markdown_table(rows), ""]
-    md += [*table_notes(rows), ""] if table_notes(rows) else []
     md += ["### All quality metrics", ""] + [f"- {line}" for line in quality_lines(rows)] + [""]
     if notes:
         md += ["Latency verdicts:", ""] + [f"- {n}" for n in notes] + [""]
@@ -203,7 +197,6 @@ def _html(rows: list[Row], plots: dict[str, tuple[str, Path]], runs: list[str], 
         parts.append("<tr>" + "".join(
             f"<td class='{_cell_class(h, c)}'>{esc(c)}</td>" for h, c in zip(HEADERS, cells, strict=True)) + "</tr>")
     parts.append("</tbody></table>")
-    parts += [f"<p><small>{esc(n)}</small></p>" for n in table_notes(rows)]
     parts += ["<h3>All quality metrics</h3><ul>"] + [f"<li>{esc(q)}</li>" for q in quality_lines(rows)] + ["</ul>"]
     if notes:
         parts += ["<h3>Latency verdicts</h3><ul>"] + [f"<li>{esc(n)}</li>" for n in notes] + ["</ul>"]
