@@ -57,10 +57,6 @@ def parse() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def params(model: Any) -> int:
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-
-
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         from greenprune.models import load_model
@@ -204,9 +200,13 @@ def load_rows(path: Path, fresh: bool) -> dict[str, dict[str, Any]]:
     return {r["row"]: r for r in json.loads(path.read_text())}
 
 
-def saved_elsewhere(own: Path) -> set[str]:
-    return {name for other in RESULTS.glob("structure.rows*.json") if other != own
-            for name in load_rows(other, False)}
+def all_saved_rows(own: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Rows of every rows file (parallel runs write separate files), this run's own rows taking precedence."""
+    merged: dict[str, dict[str, Any]] = {}
+    for path in sorted(RESULTS.glob("structure.rows*.json")):
+        merged.update(load_rows(path, False))
+    merged.update(own)
+    return merged
 
 
 def aim_lines(rows: dict[str, dict[str, Any]], order: list[str]) -> list[str]:
@@ -302,9 +302,6 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     rows_path = RESULTS / args.rows_file
     rows = load_rows(rows_path, args.fresh and not args.markdown_only)
-    if args.markdown_only:  # merge every rows file (parallel runs write separate files)
-        for other in sorted(RESULTS.glob("structure.rows*.json")):
-            rows.update({k: v for k, v in load_rows(other, False).items() if k not in rows})
     # priority order (a shared CPU may not finish them all); the table is printed in reading order
     plan = ["baseline", "combo", "vocab", "bi4", "kl4", "ffn20", "bi2", "kl2", "ffn10", "bi6", "kl6", "ffn30"]
     reading = ["baseline", "vocab", "kl2", "kl4", "kl6", "bi2", "bi4", "bi6", "ffn10", "ffn20", "ffn30", "combo"]
@@ -323,7 +320,7 @@ def main() -> None:
             table_order.append(f"{r}+lora")
     if args.markdown_only:
         produced = args.produced_by or command
-        write_markdown(rows, table_order, produced, args)
+        write_markdown(all_saved_rows(rows), table_order, produced, args)
         return
     wanted = order if args.rows == "all" else [r for r in order if r in args.rows.split(",")]
     if args.reverse:
@@ -331,9 +328,10 @@ def main() -> None:
     gen_rows = set(order if args.gen_rows == "all" else [] if args.gen_rows == "none" else args.gen_rows.split(","))
     bench = Bench(args)
     from greenprune.measure import checkpoint_bytes
+    from greenprune.measure.size import total_parameters
 
     for name in wanted:
-        if name in rows or name in saved_elsewhere(rows_path):  # a parallel run (other --rows-file) may have it
+        if name in all_saved_rows(rows):  # a parallel run (other --rows-file) may have saved it
             print(f"[skip] {name} (saved)", flush=True)
             continue
         t0 = time.time()
@@ -343,15 +341,13 @@ def main() -> None:
             model, extra = bench.recover(model, tok)
             info.update(extra)
         model.eval()
-        row: dict[str, Any] = {"row": name, "params": params(model), "bytes": checkpoint_bytes(model), **info}
+        row: dict[str, Any] = {"row": name, "params": total_parameters(model), "bytes": checkpoint_bytes(model), **info}
         row.update(bench.quality(model, tok, name in gen_rows))
         row.update(bench.speed(model, kept))
         row["seconds"] = round(time.time() - t0, 1)
         rows[name] = row
         rows_path.write_text(json.dumps(list(rows.values()), indent=1, default=str))
-        merged = {n: r for other in RESULTS.glob("structure.rows*.json") for n, r in load_rows(other, False).items()}
-        merged.update(rows)
-        write_markdown(merged, table_order, command, args)
+        write_markdown(all_saved_rows(rows), table_order, command, args)
         print(f"[done] {name}: " + json.dumps({k: v for k, v in row.items() if k != "speed_verdict"}, default=str),
               flush=True)
         del model
