@@ -1,9 +1,9 @@
 """Flab-Pruner-style structural pruning of SmolLM2-135M: what each step removes and what it costs in quality.
 
-Rows: vocabulary (stdlib train corpus), layers n = 2/4/6 (kl vs bi, greedy with re-scoring), FFN 10/20/30%, the
-combination, and LoRA recovery of chosen rows. Per row: parameters, checkpoint bytes, held-out code perplexity,
-HumanEval canonical-solution NLL (first --he-nll problems: a smooth per-token quality signal),
-HumanEval greedy pass@1 (on the rows and problems the CPU budget allows: see --gen-rows / --gen-problems), and
+Rows: vocabulary (stdlib train corpus plus the model's chat frame), layers n = 2/4/6 (kl vs bi, greedy with
+re-scoring), FFN 10/20/30%, the combination, and each after LoRA recovery, plus an unpruned LoRA control. Per row:
+parameters, checkpoint bytes, held-out code perplexity, HumanEval canonical-solution NLL (first --he-nll problems: a
+smooth per-token quality signal), HumanEval greedy pass@1 (all 164 by default; see --gen-rows / --gen-problems), and
 tokens/s measured against the original in the same process with interleaved rounds.
 
 Quality numbers are normalised by the ORIGINAL tokenizer's token count, so vocabulary pruning (which splits unseen
@@ -78,20 +78,31 @@ class Bench:
                                                 max_batches=1)
         self._ref: dict[str, int] = {}
         self._layer_orders: dict[str, list[int]] = {}
-        self._vocab: tuple[Any, list[int]] | None = None
+        self._vocab: tuple[Any, list[int], dict[str, Any]] | None = None
 
     # ---- building candidates -------------------------------------------------------------------------------
     def vocab_step(self, model: Any) -> tuple[Any, Any, list[int], dict[str, Any]]:
-        from greenprune.structure.vocab import prune_vocab, shrink_embeddings
+        from greenprune.structure.vocab import VocabPruningConfig, needed_token_ids, prune_vocab, shrink_embeddings
 
         if self._vocab is not None:  # same corpus, same result: reuse the tokenizer and shrink this copy
-            tok, kept = self._vocab
-            return shrink_embeddings(model, kept), tok, kept, {"vocab": f"{len(self.tok)}→{len(kept)}"}
+            tok, kept, extra = self._vocab
+            return shrink_embeddings(model, kept), tok, kept, dict(extra)
         t = time.time()
         res = prune_vocab(model, self.tok, self.vocab_texts)
-        self._vocab = (res.tokenizer, res.kept_ids)
-        return res.model, res.tokenizer, res.kept_ids, {"vocab": f"{res.vocab_before}→{res.vocab_after}",
-                                                         "vocab_s": round(time.time() - t, 1)}
+        code_only, _ = needed_token_ids(self.tok, self.vocab_texts, VocabPruningConfig(keep_chat_frame=False))
+        extra = {"vocab": f"{res.vocab_before}→{res.vocab_after}", "vocab_s": round(time.time() - t, 1),
+                 "prompt_tokens_outside_vocab": self.prompt_tokens_outside(res.kept_ids),
+                 "prompt_tokens_outside_code_only_vocab": self.prompt_tokens_outside(code_only)}
+        self._vocab = (res.tokenizer, res.kept_ids, extra)
+        return res.model, res.tokenizer, res.kept_ids, dict(extra)
+
+    def prompt_tokens_outside(self, kept_ids: list[int]) -> float:
+        """Share of the HumanEval chat-prompt tokens (original tokenizer) that a kept vocabulary lacks."""
+        from greenprune.tasks.generate import chat_prompt
+
+        kept = set(kept_ids)
+        ids = [i for e in self.problems for i in self.tok.encode(chat_prompt(self.tok, e), add_special_tokens=False)]
+        return round(sum(i not in kept for i in ids) / len(ids), 4)
 
     def layer_order(self, metric: str, n: int) -> list[int]:
         """Greedy removal order (original indices) computed once up to the largest n; prefixes are the smaller n."""
@@ -245,6 +256,47 @@ def aim_lines(rows: dict[str, dict[str, Any]], order: list[str]) -> list[str]:
     return [*out, ""]
 
 
+CODE_ONLY_VOCAB = RESULTS / "structure-vocab-code-only-rows.json"
+
+
+def code_only_vocab_lines(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """Side by side: vocabulary rows pruned on the code corpus alone (kept as history) against the current ones."""
+    if not CODE_ONLY_VOCAB.is_file() or "baseline" not in rows:
+        return []
+    old, base = load_rows(CODE_ONLY_VOCAB, False), rows["baseline"]
+
+    def cells(r: dict[str, Any] | None) -> tuple[str, str, str, str]:
+        if r is None:
+            return ("—", "—", "—", "—")
+        p1 = f"{round(r['pass@1'] * r['gen_problems'])}/{int(r['gen_problems'])}" if "pass@1" in r else "—"
+        return (str(r.get("vocab", "—")), f"{100 * (1 - r['params'] / base['params']):.1f}%",
+                f"{100 * math.exp(-(r['he_nll'] - base['he_nll'])):.1f}%", p1)
+
+    share = next((r for r in rows.values() if "prompt_tokens_outside_vocab" in r), None)
+    shares = ("" if share is None else
+              f" Of the 164 HumanEval chat prompts' tokens, {100 * share['prompt_tokens_outside_code_only_vocab']:.1f}%"
+              f" lie outside the code-only vocabulary and {100 * share['prompt_tokens_outside_vocab']:.1f}% outside "
+              "the vocabulary with the chat frame (the rest are docstring words such as ` planet`, ` vowels`).")
+    out = [
+        "## Vocabulary corpus: code alone vs code + chat frame",
+        "",
+        "The first vocabulary rows kept only what the stdlib code corpus needs. SmolLM2-Instruct is prompted through "
+        "its chat template and answers in ``` fences; neither `assistant` nor ``` occurs in that corpus, so the "
+        "prompt frame tokenised into pieces the model never saw and it could not close its code block with the token "
+        "it was trained on. `prune_vocab` now also keeps the tokens of the chat template rendered on a sample code "
+        "conversation (`VocabPruningConfig.keep_chat_frame`, on by default; `--no-chat-frame` on the CLI)." + shares
+        + " Same baseline and settings otherwise; the code-only rows are in `structure-vocab-code-only-rows.json`.",
+        "",
+        "| row | vocabulary (code only / + chat frame) | removed | HE retention | pass@1 code only "
+        "| pass@1 + chat frame |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r_old in old.items():
+        o, n = cells(r_old), cells(rows.get(name))
+        out.append(f"| {name} | {o[0]} / {n[0]} | {o[1]} / {n[1]} | {o[2]} / {n[2]} | {o[3]} | {n[3]} |")
+    return [*out, ""]
+
+
 def write_markdown(rows: dict[str, dict[str, Any]], order: list[str], command: str, args: argparse.Namespace) -> None:
     from greenprune._utils import atomic_write_text
 
@@ -292,6 +344,7 @@ def write_markdown(rows: dict[str, dict[str, Any]], order: list[str], command: s
         "Per-row timings and the speed verdicts are in `structure.rows.json`.",
         "",
         *aim_lines(rows, order),
+        *code_only_vocab_lines(rows),
     ]
     atomic_write_text(RESULTS / "structure.md", "\n".join(lines))
 

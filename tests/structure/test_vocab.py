@@ -118,3 +118,31 @@ def test_bad_inputs_name_the_problem() -> None:
         prune_vocab(lm.model, lm.tokenizer, [])
     with pytest.raises(VocabPruningError, match="extra_tokens"):
         needed_token_ids(lm.tokenizer, ["x = 1"], VocabPruningConfig(extra_tokens=("no-such-token-xyz",)))
+
+
+def test_chat_frame_of_an_instruction_model_survives(smollm2, code_corpus: list[str]) -> None:
+    """An instruct model's prompt frame (roles, system prompt, ``` fences) tokenises as before; a code corpus alone
+    would lose it, which is what cost SmolLM2 its HumanEval pass@1 after vocabulary pruning."""
+    from greenprune.tasks.base import Example
+    from greenprune.tasks.generate import chat_prompt
+
+    tok = smollm2.tokenizer
+    corpus = code_corpus[:6]
+    example = Example(id="x", text=corpus[0][:600], target="")
+    prompt_and_reply = chat_prompt(tok, example) + corpus[1][:300] + "\n```\n"
+    with_frame, stats = needed_token_ids(tok, corpus)
+    assert stats["chat_frame_texts"] == 2 and stats["texts"] == len(corpus)
+    pruned, _ = prune_tokenizer(tok, with_frame)
+    assert pruned.tokenize(prompt_and_reply) == tok.tokenize(prompt_and_reply)
+    without, _ = needed_token_ids(tok, corpus, VocabPruningConfig(keep_chat_frame=False))
+    naive, _ = prune_tokenizer(tok, without)
+    assert naive.tokenize(prompt_and_reply) != tok.tokenize(prompt_and_reply)
+    assert "```" in tok.convert_ids_to_tokens(with_frame) and "```" not in tok.convert_ids_to_tokens(without)
+
+
+def test_tokenizer_without_chat_template_has_no_frame(code_corpus: list[str]) -> None:
+    from greenprune.structure.vocab import chat_frame_texts
+
+    tok = load_model("tiny-bert").tokenizer
+    assert not getattr(tok, "chat_template", None)
+    assert chat_frame_texts(tok) == []

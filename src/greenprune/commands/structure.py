@@ -54,6 +54,10 @@ def _measure(baseline: Any, base_tok: Any, candidate: Any, cand_tok: Any, kept_i
 def structure(
     model: str = typer.Argument(..., help="alias, HF folder, .gguf file or hub id (Llama/Qwen2/Mistral)"),
     vocab: str | None = typer.Option(None, "--vocab", help="vocabulary corpus: 'stdlib', a folder, a file, a .jsonl"),
+    chat_frame: bool = typer.Option(
+        True, "--chat-frame/--no-chat-frame",
+        help="with --vocab: also keep the chat template's and ``` fences' tokens (instruction models)",
+    ),
     layers: int = typer.Option(0, "--layers", help="decoder layers to remove (greedy, re-scored)"),
     metric: str = typer.Option("kl", "--metric", help="layer importance: kl | bi"),
     ffn: float = typer.Option(0.0, "--ffn", help="fraction of FFN neurons to remove per layer (0..1)"),
@@ -82,7 +86,8 @@ def structure(
         loaded = load_model(model, task="causal-lm")
         baseline = copy.deepcopy(loaded.model) if measure else None
         base_tok = loaded.tokenizer
-        config = StructureConfig(vocab_corpus=vocab, layers=layers, metric=metric, ffn=ffn, kv_groups=kv_groups)
+        config = StructureConfig(vocab_corpus=vocab, vocab_chat_frame=chat_frame, layers=layers, metric=metric,
+                                 ffn=ffn, kv_groups=kv_groups)
         pruned, tokenizer, report = run_structure(loaded.model, loaded.tokenizer, config)
         if do_recover:
             pairs = stdlib_pairs() if recover_data == "stdlib" else load_pairs(recover_data)

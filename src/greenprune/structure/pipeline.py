@@ -38,6 +38,7 @@ class StructureConfig:
     """Which structural steps to run. `None`/0 skips a step."""
 
     vocab_corpus: str | None = None  # "stdlib", a folder, a text/code file, or a JSONL with code/content/text
+    vocab_chat_frame: bool = True  # also keep the tokens of the model's chat template and ``` fences
     layers: int = 0
     metric: str = "kl"
     ffn: float = 0.0
@@ -95,7 +96,7 @@ def run_structure(
     report = StructureReport(config=asdict(config), params_before=total_parameters(model))
     if config.vocab_corpus:
         texts = read_corpus(config.vocab_corpus)
-        result = prune_vocab(model, tokenizer, texts, VocabPruningConfig())
+        result = prune_vocab(model, tokenizer, texts, VocabPruningConfig(keep_chat_frame=config.vocab_chat_frame))
         tokenizer = result.tokenizer
         report.kept_ids = result.kept_ids
         report.steps.append({"step": "vocab", "corpus": config.vocab_corpus, **result.summary()})
