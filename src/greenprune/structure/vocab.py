@@ -14,6 +14,10 @@ to an unknown token, and decodes to the exact text.
 WordPiece (BERT family) is greedy longest-match: keeping every corpus piece and the single-character alphabet
 (with and without the `##` continuation prefix) keeps corpus tokenisation identical and means the pruned
 tokenizer emits `[UNK]` exactly where the original does.
+
+An instruction-tuned model also needs its prompt frame: the chat template's role markers and system prompt and the
+``` fences of fenced replies, which code corpora rarely contain. By default the template rendered on a sample code
+conversation joins the corpus (`keep_chat_frame`).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ class VocabPruningConfig:
     extra_tokens: tuple[str, ...] = ()
     # An instruction model is prompted through its chat template and replies in fenced code blocks; code corpora
     # rarely contain "assistant" or "```", and without them the prompt frame tokenises into pieces the model never
-    # saw and the closing fence cannot be emitted as trained (HumanEval pass@1 of SmolLM2 fell 10 -> 1 of 164).
+    # saw and the closing fence cannot be emitted as trained (benchmarks/results/structure.md measures the effect).
     keep_chat_frame: bool = True
     verify: bool = True  # re-tokenise the corpus with the pruned tokenizer and fail loudly on any difference
 
