@@ -326,6 +326,8 @@ def write_markdown(rows: dict[str, dict[str, Any]], order: list[str], command: s
         p1 = (f"{r['pass@1']:.3f} ({round(r['pass@1'] * r['gen_problems'])}/{int(r['gen_problems'])})"
               if "pass@1" in r else "—")
         notes = ", ".join(f"{k}={r[k]}" for k in ("vocab", "layers_removed", "ffn", "lora") if k in r)
+        if "vocab" in r and "prompt_tokens_outside_vocab" not in r:
+            notes += " (code-only vocabulary corpus: measured before keep_chat_frame; rerun pending)"
         lines.append(
             f"| {name} | {r['params'] / 1e6:.1f}M | {100 * removed:.1f}% | {r['bytes'] / 1e6:.0f} MB | "
             f"{r['ppl']:.3f} | "
