@@ -140,7 +140,7 @@ def test_chat_frame_of_an_instruction_model_survives(smollm2, code_corpus: list[
     assert "```" in tok.convert_ids_to_tokens(with_frame) and "```" not in tok.convert_ids_to_tokens(without)
 
 
-def test_tokenizer_without_chat_template_has_no_frame(code_corpus: list[str]) -> None:
+def test_tokenizer_without_chat_template_has_no_frame() -> None:
     from greenprune.structure.vocab import chat_frame_texts
 
     tok = load_model("tiny-bert").tokenizer

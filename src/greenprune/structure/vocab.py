@@ -248,12 +248,11 @@ def needed_token_ids(
         spec.get("pre_tokenizer")
     ):
         raise VocabPruningError("only byte-level BPE is supported (its pre-tokenizer must be ByteLevel)")
-    texts = list(texts)
-    if not texts:
-        raise VocabPruningError("the vocabulary corpus is empty: pass at least one text")
+    word_counts, n_texts = _words(tokenizer, texts)
     frame = chat_frame_texts(tokenizer) if config.keep_chat_frame else []
-    word_counts, n_texts = _words(tokenizer, [*texts, *frame])
-    n_texts -= len(frame)
+    if frame:
+        for word, count in _words(tokenizer, frame)[0].items():
+            word_counts[word] = word_counts.get(word, 0) + count
     vocab: dict[str, int] = spec["model"]["vocab"]
     corpus = _needed_bpe(tokenizer, spec, word_counts) if algorithm == "BPE" else _needed_wordpiece(tokenizer,
                                                                                                       word_counts)
