@@ -1,9 +1,10 @@
 """Weight pruning and quantisation of smollm2-135m on embedded code-to-text (the CodeBERT study, pushed further).
 
 Rows: BLEU vs sparsity for random/L1 × global/per-tensor (one shot, no recovery); L1-global 50% after a short
-masked recovery fine-tune; fp16 and int8-dynamic; compact checkpoint bytes; and measured forward speed against
-dense fp32 in the same process (interleaved): unstructured 50% (no speed-up expected on dense kernels), FFN rows
-removed physically (structured: expected faster), fp16, int8.
+masked recovery fine-tune, beside the dense model fine-tuned the same way (the fair reference); fp16 and
+int8-dynamic; compact checkpoint bytes; and measured forward speed against dense fp32 in the same process
+(interleaved): unstructured 50% (no speed-up expected on dense kernels), FFN rows removed physically (structured:
+expected faster), fp16, int8.
 
     python benchmarks/weights.py [--examples 30] [--max-new-tokens 20] [--recover-steps 60]
 """
@@ -36,6 +37,25 @@ from greenprune.weights.shrink import shrink_gated_ffn
 from greenprune.weights.sparse_io import folder_bytes, save_sparse
 
 RESULTS = Path(__file__).parent / "results" / "weights.md"
+
+
+def aim_lines(zero_shot: float, recovered: float, reference: float, sparsity: float, steps: int) -> list[str]:
+    """The issue's aim (50% unstructured at >= 99% of dense BLEU after recovery), judged against both dense rows.
+
+    The recovered model is fine-tuned on the task, so only the dense model fine-tuned the same way is a fair
+    reference; the zero-shot ratio is quoted beside it because that is the column the table shows.
+    """
+    fair = recovered / reference if reference > 0 else float("nan")
+    of_zero_shot = recovered / zero_shot if zero_shot > 0 else float("nan")
+    verdict = "met" if fair >= 0.99 else "not met"
+    return [
+        f"**Aim check (computed).** L1 global at {100 * sparsity:.1f}% sparsity after {steps} masked fine-tune "
+        f"steps scores BLEU {recovered:.2f}: {100 * of_zero_shot:.1f}% of the zero-shot dense model and "
+        f"{100 * fair:.1f}% of the dense model fine-tuned the same way for the same {steps} steps "
+        f"(BLEU {reference:.2f}). Against that fair reference the aim (50% at >= 99% of dense BLEU after "
+        f"recovery) is **{verdict}**. The \"% of dense\" column divides by the zero-shot dense row. BLEU on this "
+        "few functions with this few new tokens is a small, noisy sample.",
+    ]
 
 
 def main() -> None:
@@ -103,6 +123,17 @@ def main() -> None:
                     folder_bytes(tmp / "s")))
     log(f"l1 global 0.5 recovered: BLEU {recovered:.2f} ({time.time() - started:.0f}s)")
     unstructured = cand
+    # the fair reference for the recovered row: the dense model fine-tuned the same way for the same steps
+    reference = copy.deepcopy(dense)
+    train_round(
+        reference, iter(train * (1 + args.recover_steps // max(1, len(train)))),
+        lambda m: task.evaluate(m, tok, valid, batch_size=8, max_new_tokens=args.max_new_tokens)["bleu4_smoothed"],
+        config, desc="dense reference")
+    reference_bleu = bleu(reference)
+    quality.append(("dense", "-", f"+{args.recover_steps} fine-tune steps (reference)", 0.0, reference_bleu,
+                    dense_bytes))
+    log(f"dense +{args.recover_steps} steps reference: BLEU {reference_bleu:.2f} ({time.time() - started:.0f}s)")
+    del reference
     # fp16 / int8 quality
     fp16 = quantize(dense, "fp16")
     int8 = quantize(dense, "int8")
@@ -148,6 +179,7 @@ def main() -> None:
         out.append(f"| {name} | - | - | 0 | {score:.2f} | {100 * score / base:.1f}% | | |")
     out.append(f"| FFN rows L1 (up_proj rows) | per-tensor | none | 0.5 of up_proj | {rows_bleu_after:.2f} | "
                f"{100 * rows_bleu_after / base:.1f}% | | |")
+    out += ["", *aim_lines(base, recovered, reference_bleu, report.sparsity, args.recover_steps)]
     out += [
         "",
         "Checkpoint bytes: the compact format (bitmask + non-zero values, safetensors) vs the dense safetensors. "
