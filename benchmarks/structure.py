@@ -231,6 +231,7 @@ def aim_lines(rows: dict[str, dict[str, Any]], order: list[str]) -> list[str]:
     out.append("Aim: ≥ 30% of parameters removed at ≥ 97% retention of perplexity-based quality and pass@1, and "
                "≥ 100% after recovery.")
     out.append("")
+
     def retentions(r: dict[str, Any]) -> dict[str, float]:
         rets = {"perplexity": base["ppl"] / r["ppl"], "HE NLL": math.exp(-(r["he_nll"] - base["he_nll"]))}
         if "pass@1" in r and base.get("pass@1"):
