@@ -220,6 +220,26 @@ def all_saved_rows(own: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return merged
 
 
+def removed_share(r: dict[str, Any], base: dict[str, Any]) -> float:
+    return 1 - r["params"] / base["params"]
+
+
+def retentions(r: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
+    """Quality kept vs the baseline: perplexity and HE NLL always, pass@1 when both rows generated."""
+    rets = {"perplexity": base["ppl"] / r["ppl"], "HE NLL": math.exp(-(r["he_nll"] - base["he_nll"]))}
+    if "pass@1" in r and base.get("pass@1"):
+        rets["pass@1"] = r["pass@1"] / base["pass@1"]
+    return rets
+
+
+def solved(r: dict[str, Any]) -> str:
+    """pass@1 as problems solved, e.g. "9/164"."""
+    return f"{round(r['pass@1'] * r['gen_problems'])}/{int(r['gen_problems'])}"
+
+
+AIM_NEED = {"without recovery": 0.97, "after recovery": 1.00}
+
+
 def aim_lines(rows: dict[str, dict[str, Any]], order: list[str]) -> list[str]:
     """The issue's aim checked against the measured rows (computed, so a re-render can never go stale)."""
     base = rows.get("baseline")
@@ -231,52 +251,40 @@ def aim_lines(rows: dict[str, dict[str, Any]], order: list[str]) -> list[str]:
     out.append("Aim: ≥ 30% of parameters removed at ≥ 97% retention of perplexity-based quality and pass@1, and "
                "≥ 100% after recovery.")
     out.append("")
+    pruned = [n for n in order if n in rows and n != "baseline" and removed_share(rows[n], base) > 0]
+    removed = {n: removed_share(rows[n], base) for n in pruned}
+    rets = {n: retentions(rows[n], base) for n in pruned}
+    worst = {n: min(rets[n].values()) for n in pruned}
+    kind = {n: "after recovery" if n.endswith("+lora") else "without recovery" for n in pruned}
 
-    def retentions(r: dict[str, Any]) -> dict[str, float]:
-        rets = {"perplexity": base["ppl"] / r["ppl"], "HE NLL": math.exp(-(r["he_nll"] - base["he_nll"]))}
-        if "pass@1" in r and base.get("pass@1"):
-            rets["pass@1"] = r["pass@1"] / base["pass@1"]
-        return rets
+    def detail(name: str) -> str:
+        return ", ".join(f"{k} {100 * v:.0f}%" for k, v in rets[name].items())
 
-    # what the model allows at all: per threshold, the row removing the most while every retention holds
-    allowed: dict[str, tuple[float, str]] = {}
-    closest: dict[str, tuple[float, str]] = {}  # the pruned row whose worst retention is highest
-    for name in order:
-        r = rows.get(name)
-        if r is None or name == "baseline":
-            continue
-        removed = 1 - r["params"] / base["params"]
-        need = 1.00 if name.endswith("+lora") else 0.97
-        rets = retentions(r)
-        kind = "after recovery" if name.endswith("+lora") else "without recovery"
-        if removed > 0 and min(rets.values()) >= need and removed > allowed.get(kind, (-1.0, ""))[0]:
-            allowed[kind] = (removed, name)
-        if removed > 0 and min(rets.values()) > closest.get(kind, (-1.0, ""))[0]:
-            closest[kind] = (min(rets.values()), name)
-        if removed < 0.30:
-            continue
-        verdict = "met" if min(rets.values()) >= need else "missed"
-        detail = ", ".join(f"{k} {100 * v:.0f}%" for k, v in rets.items())
-        out.append(f"- {name}: {100 * removed:.1f}% removed, retention {detail} (needs ≥ {100 * need:.0f}%): "
-                   f"**{verdict}**.")
-    if len(out) == 4:
+    big = [n for n in pruned if removed[n] >= 0.30]
+    for name in big:
+        need = AIM_NEED[kind[name]]
+        verdict = "met" if worst[name] >= need else "missed"
+        out.append(f"- {name}: {100 * removed[name]:.1f}% removed, retention {detail(name)} "
+                   f"(needs ≥ {100 * need:.0f}%): **{verdict}**.")
+    if not big:
         out.append("- No measured row removes ≥ 30% of the parameters yet.")
+    # what the model allows at all: per threshold, the row removing the most while every retention holds
     out += ["", "What this model allows (any row, any removal, every retention above its threshold):", ""]
-    for kind, need in (("without recovery", 97), ("after recovery", 100)):
-        if kind in allowed:
-            removed, name = allowed[kind]
-            out.append(f"- {kind} (≥ {need}%): at most {100 * removed:.1f}% removed ({name}).")
-        elif kind in closest:
-            name = closest[kind][1]
-            detail = ", ".join(f"{k} {100 * v:.0f}%" for k, v in retentions(rows[name]).items())
-            removed = 1 - rows[name]["params"] / base["params"]
-            out.append(f"- {kind} (≥ {need}%): no pruned row holds it; closest is {name} "
-                       f"({100 * removed:.1f}% removed, retention {detail}).")
+    for k, need in AIM_NEED.items():
+        candidates = [n for n in pruned if kind[n] == k]
+        holding = [n for n in candidates if worst[n] >= need]
+        if holding:
+            name = max(holding, key=removed.__getitem__)
+            out.append(f"- {k} (≥ {100 * need:.0f}%): at most {100 * removed[name]:.1f}% removed ({name}).")
+        elif candidates:
+            name = max(candidates, key=worst.__getitem__)
+            out.append(f"- {k} (≥ {100 * need:.0f}%): no pruned row holds it; closest is {name} "
+                       f"({100 * removed[name]:.1f}% removed, retention {detail(name)}).")
     if base.get("pass@1") and base.get("gen_problems"):
-        solved = round(base["pass@1"] * base["gen_problems"])
-        if solved:
-            out.append(f"- The baseline solves {solved}/{int(base['gen_problems'])} problems, so one problem more or "
-                       f"less moves pass@1 retention by {100 / solved:.0f} points.")
+        n_solved = round(base["pass@1"] * base["gen_problems"])
+        if n_solved:
+            out.append(f"- The baseline solves {solved(base)} problems, so one problem more or "
+                       f"less moves pass@1 retention by {100 / n_solved:.0f} points.")
     if missing:
         out += ["", f"Rows not measured yet (the script resumes with them): {', '.join(missing)}."]
     if no_gen:
@@ -296,9 +304,8 @@ def code_only_vocab_lines(rows: dict[str, dict[str, Any]]) -> list[str]:
     def cells(r: dict[str, Any] | None) -> tuple[str, str, str, str]:
         if r is None:
             return ("—", "—", "—", "—")
-        p1 = f"{round(r['pass@1'] * r['gen_problems'])}/{int(r['gen_problems'])}" if "pass@1" in r else "—"
-        return (str(r.get("vocab", "—")), f"{100 * (1 - r['params'] / base['params']):.1f}%",
-                f"{100 * math.exp(-(r['he_nll'] - base['he_nll'])):.1f}%", p1)
+        return (str(r.get("vocab", "—")), f"{100 * removed_share(r, base):.1f}%",
+                f"{100 * retentions(r, base)['HE NLL']:.1f}%", solved(r) if "pass@1" in r else "—")
 
     share = next((r for r in rows.values() if "prompt_tokens_outside_vocab" in r), None)
     shares = ("" if share is None else
@@ -348,14 +355,11 @@ def write_markdown(rows: dict[str, dict[str, Any]], order: list[str], command: s
         r = rows.get(name)
         if r is None:
             continue
-        removed = 1 - r["params"] / base["params"] if base else float("nan")
-        ppl_ret = base["ppl"] / r["ppl"] if base else float("nan")
-        he_ret = math.exp(-(r["he_nll"] - base["he_nll"])) if base else float("nan")
-        p1 = (f"{r['pass@1']:.3f} ({round(r['pass@1'] * r['gen_problems'])}/{int(r['gen_problems'])})"
-              if "pass@1" in r else "—")
+        removed = removed_share(r, base) if base else float("nan")
+        rets = retentions(r, base) if base else {}
+        ppl_ret, he_ret = rets.get("perplexity", float("nan")), rets.get("HE NLL", float("nan"))
+        p1 = f"{r['pass@1']:.3f} ({solved(r)})" if "pass@1" in r else "—"
         notes = ", ".join(f"{k}={r[k]}" for k in ("vocab", "layers_removed", "ffn", "lora") if k in r)
-        if "vocab" in r and "prompt_tokens_outside_vocab" not in r:
-            notes += " (code-only vocabulary corpus: measured before keep_chat_frame; rerun pending)"
         lines.append(
             f"| {name} | {r['params'] / 1e6:.1f}M | {100 * removed:.1f}% | {r['bytes'] / 1e6:.0f} MB | "
             f"{r['ppl']:.3f} | "
