@@ -8,6 +8,7 @@ import pytest
 
 from greenprune.tasks import get_task
 from greenprune.tasks.generate import program_for
+from greenprune.tasks.sandbox import SandboxConfig, isolation_layers
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -40,6 +41,24 @@ def test_pass_at_k_mixes_samples():
     m = task.score_completions(problems, completions, ks=(1, 2))
     assert m["pass@1"] == pytest.approx((1 / 3 + 1) / 2)
     assert m["pass@2"] == pytest.approx(((1 - 1 / 3) + 1) / 2)
+    # per-problem outcomes (for paired tests) and the sandbox layers travel with the scores
+    assert [(p["id"], p["samples"], p["passed"]) for p in m.details["per_problem"]] == [
+        (problems[0].id, 3, 1), (problems[1].id, 3, 3)]
+    assert m.details["sandbox"]["layers"] == isolation_layers(SandboxConfig())
+
+
+def test_generation_is_refused_before_it_starts_without_isolation(monkeypatch):
+    from greenprune.tasks import sandbox as sb
+    from greenprune.tasks.sandbox import SandboxUnavailableError
+
+    monkeypatch.setattr(sb, "namespace_problem", lambda: "no namespaces (test)")
+    calls = []
+    monkeypatch.setattr("greenprune.tasks.generate.generate_texts", lambda *a, **k: calls.append(1) or [])
+    task = get_task("generate")
+    problems = task.load(FIX / "humaneval.jsonl").test
+    with pytest.raises(SandboxUnavailableError, match="unsafe-limits-only"):
+        task.evaluate(object(), object(), problems)
+    assert calls == []
 
 
 def test_mbpp_programs_run_the_tests():

@@ -112,6 +112,9 @@ def evaluate(
     prompt_style: str = typer.Option("auto", "--prompt-style",
                                      help="generate: completion | chat | auto (chat if the tokenizer has a template)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    sandbox: str = typer.Option("auto", "--sandbox",
+                                help="generate: how generated code is contained: auto (namespaces, refused where "
+                                     "they do not work) | namespaces | unsafe-limits-only (resource limits only)"),
     json_path: Path | None = typer.Option(None, "--json", help="where to write the result record"),
     cost: bool = typer.Option(False, help="also measure cost (FLOPs, memory, latency, energy) on the same inputs"),
     cost_batches: int = typer.Option(4, "--cost-batches", help="batches of the split the cost is measured on"),
@@ -134,8 +137,11 @@ def evaluate(
         loaded.model.to(target)
         kwargs: dict[str, Any] = {"batch_size": batch_size, "max_length": max_length, "limit": limit}
         if task == "generate":
+            from greenprune.tasks.sandbox import SandboxConfig
+
             ks = tuple(k for k in (1, 10, 100) if k <= samples)
-            kwargs.update(max_new_tokens=max_new_tokens, n_samples=samples, ks=ks, prompt_style=prompt_style)
+            kwargs.update(max_new_tokens=max_new_tokens, n_samples=samples, ks=ks, prompt_style=prompt_style,
+                          sandbox=SandboxConfig(isolation=sandbox))
         elif task == "summarize":
             kwargs.update(max_new_tokens=min(max_new_tokens, 64))
         start = time.perf_counter()
@@ -149,6 +155,7 @@ def evaluate(
             cost_record = measure_cost(loaded.model, batches, max_batches=cost_batches)
         record = ResultRecord(
             model=model, method="baseline", task=task, metrics=metrics, cost=cost_record,
+            details=getattr(metrics, "details", {}),
             config={"data": splits.source, "split": split, "limit": limit, "batch_size": batch_size,
                     "max_length": max_length, **({"max_new_tokens": max_new_tokens, "samples": samples,
                                                      "prompt_style": prompt_style}

@@ -83,6 +83,7 @@ class ResultRecord(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     task: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(default_factory=dict)  # per-example outcomes, how metrics were obtained
     cost: CostRecord | None = None
     artifacts: dict[str, str] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)

@@ -116,6 +116,7 @@ class EvaluateStep(_Strict):
     batch_size: int | None = Field(default=None, gt=0)
     max_length: int | None = Field(default=None, gt=0)
     max_new_tokens: int | None = Field(default=None, gt=0)  # generation tasks only
+    sandbox: Literal["auto", "namespaces", "unsafe-limits-only"] = "auto"  # generate: how generated code is contained
     label: str | None = None  # stack name; default: the methods applied so far
 
 

@@ -390,7 +390,12 @@ def run_evaluate(state: State, opts: EvaluateStep, ctx: StepContext) -> StepOutp
     task, examples, task_name = _task_for_evaluation(state, opts)
     label = opts.label or ctx.label
     start = time.perf_counter()
-    kwargs = {k: v for k in ("batch_size", "max_length", "max_new_tokens") if (v := getattr(opts, k)) is not None}
+    kwargs: dict[str, Any] = {k: v for k in ("batch_size", "max_length", "max_new_tokens")
+                              if (v := getattr(opts, k)) is not None}
+    if task.name == "generate":
+        from greenprune.tasks.sandbox import SandboxConfig
+
+        kwargs["sandbox"] = SandboxConfig(isolation=opts.sandbox)
     scores = task.evaluate(state.model, state.tokenizer, examples, **kwargs)
     metrics = {f"{task_name}.{k}" if task_name != state.unit.spec.task else k: float(v) for k, v in scores.items()
                if isinstance(v, int | float)}
@@ -399,6 +404,7 @@ def run_evaluate(state: State, opts: EvaluateStep, ctx: StepContext) -> StepOutp
                      notes=[f"{len(examples)} examples of {task_name}; {time.perf_counter() - start:.1f}s"])
     record.config["label"] = label
     record.task = task_name
+    record.details = getattr(scores, "details", {})
     return StepOutput(record)
 
 

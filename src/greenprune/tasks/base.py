@@ -48,6 +48,16 @@ class Example:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+class Scores(dict):
+    """Task metrics (name → float) that also carry what a float cannot, in `details`: per-example outcomes (what
+    paired tests such as McNemar need) and how the scores were obtained (e.g. the sandbox layers generated code
+    ran under). A plain dict to every caller; result records store `details` beside the metrics."""
+
+    def __init__(self, metrics: dict[str, float] | None = None, details: dict[str, Any] | None = None) -> None:
+        super().__init__(metrics or {})
+        self.details: dict[str, Any] = dict(details or {})
+
+
 @dataclass
 class Splits:
     """Train / valid / test lists of examples; a split may be empty (HumanEval has only a test split)."""

@@ -13,11 +13,11 @@ from typing import Any
 
 from torch import nn
 
-from greenprune.tasks.base import Example, Splits, TaskDataError, limited
+from greenprune.tasks.base import Example, Scores, Splits, TaskDataError, limited
 from greenprune.tasks.formats import hub_folder, humaneval_rows, load_problems, looks_like_hub_id
 from greenprune.tasks.generation import CODE_STOPS, generate_texts
 from greenprune.tasks.metrics import pass_at_k
-from greenprune.tasks.sandbox import SandboxConfig, check_program, run_many
+from greenprune.tasks.sandbox import SandboxConfig, check_program, isolation_layers, run_many
 from greenprune.tasks.train import CausalLMTask
 
 MBPP_STOPS = ("\nassert ", '\n"""', "\nif __name__", "\nprint(", "\n# ", "\n```")
@@ -88,12 +88,17 @@ class GenerateTask(CausalLMTask):
 
     def score_completions(self, examples: Sequence[Example], completions: Sequence[Sequence[str]],
                           ks: Sequence[int] = (1,), sandbox: SandboxConfig | None = None,
-                          workers: int | None = None) -> dict[str, float]:
-        """pass@k for given completions (one list of samples per problem), each run in the sandbox."""
+                          workers: int | None = None) -> Scores:
+        """pass@k for given completions (one list of samples per problem), each run in the sandbox.
+
+        `details` keeps each problem's (id, samples, passed) for paired tests and the sandbox layers used.
+        """
         if len(examples) != len(completions):
             raise ValueError(f"{len(completions)} completion lists for {len(examples)} problems")
         if not examples:
             raise TaskDataError("generate: no problems to score")
+        sandbox = sandbox or SandboxConfig()
+        layers = isolation_layers(sandbox)
         programs = [program_for(e, c) for e, samples in zip(examples, completions, strict=False) for c in samples]
         results = run_many(programs, sandbox, workers=workers, desc="run tests")
         metrics: dict[str, float] = {}
@@ -111,12 +116,14 @@ class GenerateTask(CausalLMTask):
         metrics["timeouts"] = float(sum(r.status == "timeout" for r in results))
         metrics["problems"] = float(len(examples))
         metrics["samples_per_problem"] = float(n_min)
-        return metrics
+        per_problem = [{"id": e.id, "samples": n, "passed": c} for e, (n, c) in zip(examples, counts, strict=True)]
+        return Scores(metrics, {"sandbox": {"isolation": sandbox.isolation, "layers": layers},
+                                "per_problem": per_problem})
 
     def evaluate(self, model: nn.Module, tokenizer: Any, examples: Sequence[Example], batch_size: int = 4,
                  max_length: int = 1024, limit: int | None = None, *, n_samples: int = 1, ks: Sequence[int] = (1,),
                  max_new_tokens: int = 384, temperature: float = 0.8, sandbox: SandboxConfig | None = None,
-                 prompt_style: str = "auto", **kwargs: Any) -> dict[str, float]:
+                 prompt_style: str = "auto", **kwargs: Any) -> Scores:
         """Greedy pass@1 with n_samples=1; sampled (temperature) pass@k otherwise.
 
         `prompt_style` "completion" continues the prompt (base models); "chat" asks an instruction-tuned model for
@@ -126,6 +133,7 @@ class GenerateTask(CausalLMTask):
         examples = limited(examples, limit)
         if not examples:
             raise TaskDataError("generate: no problems to evaluate")
+        isolation_layers(sandbox)  # refuse before generating, not after
         style = resolve_style(tokenizer, prompt_style)
         completions: list[list[str]] = [[] for _ in examples]
         groups = (("chat", CHAT_STOPS),) if style == "chat" else (("humaneval", CODE_STOPS), ("mbpp", MBPP_STOPS))

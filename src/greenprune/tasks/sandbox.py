@@ -1,20 +1,23 @@
 """Run untrusted generated code in a contained subprocess, and only there.
 
-Layers, each covering what the others may miss:
+Containment comes from the kernel, never from Python-level checks:
 
-1. a fresh Python (`-I -S`: no user site, no site-packages, no PYTHON* variables) in its own process group,
-   in a temporary working folder, with a minimal environment;
-2. when the kernel allows unprivileged namespaces (`unshare`): new user, network, mount and PID namespaces — no
-   network at all (not even the host's loopback), a PID namespace whose death takes every descendant with it
-   (even ones that `setsid`), a per-namespace `pid_max` cap against fork bombs (kernels ≥ 6.14), and a `chroot`
-   into the working folder so the rest of the file system is not even visible;
-3. resource limits: address space (memory cap), CPU seconds, file size, open files, and RLIMIT_NPROC when not
-   running as root (root ignores it);
-4. a guard inside the child that disables process creation, signals to others, file removal/renaming, chmod/chown
-   and sockets before the sample runs;
-5. a wall-clock timeout, after which the whole process group (and the PID namespace) is SIGKILLed.
+1. **Namespaces** (`isolation="namespaces"`, what "auto" requires): new user, mount, network and PID namespaces.
+   Inside, before the sample runs, the child `pivot_root`s into its temporary work folder and unmounts the old
+   root, so no host file (not `/proc`, not the interpreter, not the folder around the work folder) is reachable
+   at all; it then drops every capability (the bounding set too), sets `no_new_privs` and forbids nested user
+   namespaces, so neither `chroot` tricks nor mounts can bring the host back. The network namespace has no
+   interface but a downed loopback (the host's 127.0.0.1 is another namespace). Ending the PID namespace's first
+   process kills every process in it, `setsid` daemons included, and a per-namespace `pid_max` caps forks.
+2. **An unprivileged identity**: when greenprune runs as root, the child runs as a throwaway uid of its own, so
+   RLIMIT_NPROC holds (the kernel exempts real root from it) and the run owns nothing of the caller's.
+3. **Resource limits**: address space, CPU seconds, file size (stdout/stderr go to size-capped files), open
+   files, processes; and a wall-clock timeout after which the whole process group is SIGKILLed.
+4. **A guard** inside the child that disables process creation, signals, file removal and sockets at the Python
+   level. Defence in depth only: `posix.*` and `_socket` bypass it, and containment never relies on it.
 
-stdout/stderr go to files capped by RLIMIT_FSIZE, so a sample that prints forever cannot exhaust the parent.
+`isolation="auto"` refuses to run generated code when namespaces do not work here; the explicitly named
+`isolation="unsafe-limits-only"` keeps layers 2-4 only (no file-system or network containment).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import contextlib
 import functools
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -35,46 +39,162 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from greenprune._utils import progress
+from greenprune.errors import GreenpruneError
 
 PRELOAD = (
     "math", "re", "string", "itertools", "collections", "functools", "heapq", "bisect", "typing", "hashlib",
     "fractions", "decimal", "statistics", "operator", "copy", "random", "json", "datetime", "cmath", "array",
     "numbers", "enum", "dataclasses", "textwrap", "unicodedata", "struct", "calendar", "time",
 )
+ISOLATION_MODES = ("auto", "namespaces", "unsafe-limits-only")
+UNSAFE_MODE = "unsafe-limits-only"
+SETUP_FAILED = 125  # exit status of a child whose containment could not be set up (the sample never ran)
+SETUP_MARK = "greenprune-sandbox-setup-failed:"
+THROWAWAY_UIDS = (0x5A000000, 0x5AFFFFFF)  # a range no distribution hands out; one fresh uid per run
 
-_PRELUDE = r'''
-import builtins, json, os, resource, shutil, socket, subprocess, sys
+# Runs as trusted code in the child before the sample. Namespaced, it is three processes: P (the caller's
+# identity, outside) forks C, which unshares user/mount/net/PID namespaces; P writes C's uid/gid maps (as root
+# with a second, unprivileged uid inside); C forks G, the first process of the new PID namespace, which sets up
+# containment and becomes the sample. Any step that does not hold fails closed: exit SETUP_FAILED, sample not run.
+_PRELUDE = r"""
+import builtins, json, os, resource, sys
 program, cfg = sys.argv[1], json.loads(sys.argv[2])
+def fail(what):
+    sys.stderr.write("SETUP_MARK " + what + "\n")
+    sys.stderr.flush()
+    os._exit(SETUP_FAILED)
 with open(program, encoding="utf-8") as fh:
     source = fh.read()
-for name in cfg["preload"]:
+for name in [*cfg["preload"], *(["shutil", "socket", "subprocess"] if cfg["guard"] else [])]:
     try:
         __import__(name)
     except Exception:
         pass
-if cfg["namespaced"] and os.getpid() == 1:
-    try:
-        with open("/proc/sys/kernel/pid_max", "w") as fh:
-            fh.write(str(cfg["pid_max"]))
-    except OSError:
-        pass
-os.chdir(cfg["workdir"])
-if cfg["namespaced"] and cfg["chroot"]:
-    try:
-        os.chroot(cfg["workdir"])
-        os.chdir("/")
-    except OSError:
-        pass
-limits = [(resource.RLIMIT_AS, cfg["memory_bytes"]), (resource.RLIMIT_CPU, cfg["cpu_seconds"]),
-          (resource.RLIMIT_FSIZE, cfg["file_bytes"]), (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, 64)]
-if cfg["nproc"]:
-    limits.append((resource.RLIMIT_NPROC, cfg["nproc"]))
-for what, value in limits:
-    try:
-        resource.setrlimit(what, (value, value))
-    except (ValueError, OSError):
-        pass
+def set_limits():
+    for what, value in ((resource.RLIMIT_AS, cfg["memory_bytes"]), (resource.RLIMIT_CPU, cfg["cpu_seconds"]),
+                        (resource.RLIMIT_FSIZE, cfg["file_bytes"]), (resource.RLIMIT_CORE, 0),
+                        (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_NPROC, cfg["nproc"])):
+        try:
+            resource.setrlimit(what, (value, value))
+        except (ValueError, OSError) as exc:
+            fail("set resource limit %s: %s" % (what, exc))
+def become(uid):
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)  # leaving uid 0 clears every capability
+if cfg["namespaced"]:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    def call(result, what):
+        if result != 0:
+            fail(what + ": " + os.strerror(ctypes.get_errno()))
+    def wait_exit(pid):
+        while True:
+            try:
+                return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+            except ChildProcessError:
+                return 1
+            except InterruptedError:
+                continue
+    CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x10000000, 0x20000000, 0x40000000
+    unshared_r, unshared_w = os.pipe()
+    mapped_r, mapped_w = os.pipe()
+    c = os.fork()
+    if c:  # P: write C's maps from outside, then wait
+        os.close(unshared_w)
+        os.close(mapped_r)
+        if os.read(unshared_r, 1) != b"u":
+            os._exit(wait_exit(c))
+        try:
+            inside = cfg["inner_uid"]
+            if cfg["outer_uid"] is not None:  # root: ns root is root (to finish loading), inside a throwaway uid
+                maps = "0 0 1\n%d %d 1\n" % (inside, cfg["outer_uid"])
+                uids = gids = maps
+            else:
+                with open("/proc/%d/setgroups" % c, "w") as fh:
+                    fh.write("deny")
+                uids, gids = "0 %d 1\n" % os.getuid(), "0 %d 1\n" % os.getgid()
+            with open("/proc/%d/uid_map" % c, "w") as fh:
+                fh.write(uids)
+            with open("/proc/%d/gid_map" % c, "w") as fh:
+                fh.write(gids)
+        except OSError as exc:
+            os.kill(c, 9)
+            fail("write the namespace's uid/gid maps: %s" % exc)
+        os.write(mapped_w, b"g")
+        os._exit(wait_exit(c))
+    os.close(unshared_r)
+    os.close(mapped_w)
+    call(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID), "unshare namespaces")
+    os.write(unshared_w, b"u")
+    if os.read(mapped_r, 1) != b"g":
+        os._exit(SETUP_FAILED)
+    PR_SET_PDEATHSIG = 1
+    known_r, known_w = os.pipe()
+    g = os.fork()
+    if g:  # C: tell the caller who the namespace's first process is, so it can be killed whatever it does
+        with open(cfg["init_pid_file"], "w") as fh:  # before G's pivot_root moves C's root too
+            fh.write(str(g))
+        os.write(known_w, b"k")
+        os._exit(wait_exit(g))
+    libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+    if os.read(known_r, 1) != b"k":
+        fail("the namespace's first process was not recorded")
+    for fd in (known_r, known_w, unshared_w, mapped_r):
+        os.close(fd)
+    if os.getpid() != 1:
+        fail("not the first process of the new PID namespace")
+    MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 32, 4096, 16384, 1 << 18
+    call(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
+    call(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount the namespace's /proc")
+    for path, value in (("/proc/sys/kernel/pid_max", cfg["pid_max"]), ("/proc/sys/user/max_user_namespaces", 0)):
+        try:
+            with open(path, "w") as fh:
+                fh.write(str(value))
+        except OSError as exc:
+            if path.endswith("max_user_namespaces"):
+                fail("forbid nested user namespaces: %s" % exc)
+            # kernels before 6.14 have one pid_max: RLIMIT_NPROC alone caps processes there
+    work = cfg["workdir"].encode()
+    call(libc.mount(work, work, None, MS_BIND | MS_REC, None), "bind the work folder")
+    call(libc.mount(None, work, None, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
+         "remount the work folder nosuid,nodev,noexec")
+    os.chdir(cfg["workdir"])
+    call(libc.syscall(cfg["sys_pivot_root"], b".", b"."), "pivot_root")
+    call(libc.umount2(b".", 2), "unmount the old root")  # MNT_DETACH
+    os.chdir("/")
+    if sorted(os.listdir("/")) != ["tmp"]:
+        fail("the old root is still visible")
+    set_limits()
+    PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 38, 47, 4
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    for cap in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() != 22:  # EINVAL: no such cap
+            fail("drop capability %d from the bounding set" % cap)
+    if cfg["outer_uid"] is not None:
+        become(cfg["inner_uid"])
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+    header = Header(0x20080522, 0)
+    call(libc.capset(ctypes.byref(header), (Data * 2)()), "drop every capability")
+    check = (Data * 2)()
+    call(libc.capget(ctypes.byref(header), check), "read capabilities back")
+    if any(d.effective or d.permitted or d.inheritable for d in check):
+        fail("capabilities still held after capset")
+    call(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)  # a credential change clears it
+    del libc, ctypes, Header, Data, header, check
+    for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
+        del sys.modules[name]
+else:
+    os.chdir(cfg["workdir"])
+    set_limits()
+    if cfg["outer_uid"] is not None:
+        become(cfg["outer_uid"])
 if cfg["guard"]:
+    shutil, socket, subprocess = sys.modules["shutil"], sys.modules["socket"], sys.modules["subprocess"]
     def _blocked(*args, **kwargs):
         raise PermissionError("disabled in the greenprune sandbox")
     for name in ("system", "popen", "fork", "forkpty", "vfork", "kill", "killpg", "setsid", "setpgid", "remove",
@@ -95,24 +215,36 @@ if cfg["guard"]:
 sys.argv = ["program.py"]
 namespace = {"__name__": "__main__", "__builtins__": __builtins__}
 exec(compile(source, "program.py", "exec"), namespace)
-'''
+""".replace("SETUP_MARK", SETUP_MARK).replace("SETUP_FAILED", str(SETUP_FAILED))
+
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+
+
+class SandboxUnavailableError(GreenpruneError, RuntimeError):
+    """The requested isolation does not work on this machine; generated code was not run."""
 
 
 @dataclass
 class SandboxConfig:
-    """Limits of one sandboxed run."""
+    """Limits of one sandboxed run, and the isolation it needs (see the module docstring)."""
 
     timeout: float = 5.0  # wall-clock seconds
     memory_mb: int = 1024  # address-space cap
     cpu_seconds: int | None = None  # default: ceil(timeout) + 1
     file_mb: int = 16  # largest file (and captured output) the sample may write
-    max_processes: int = 16  # RLIMIT_NPROC headroom when not root
+    max_processes: int = 16  # processes the sample may have at once (RLIMIT_NPROC headroom)
     pid_max: int = 301  # per-PID-namespace cap (the kernel's minimum is 301)
-    namespaces: str = "auto"  # "auto" | "on" | "off"
-    chroot: bool = True
+    isolation: str = "auto"  # "auto" | "namespaces" | "unsafe-limits-only"
     guard: bool = True
     preload: tuple[str, ...] = PRELOAD
     output_chars: int = 4000  # stdout/stderr kept in the result
+
+    def __post_init__(self) -> None:
+        if self.isolation not in ISOLATION_MODES:
+            raise ValueError(f"sandbox isolation must be one of {', '.join(ISOLATION_MODES)}, got {self.isolation!r}")
+        for name in ("timeout", "memory_mb", "file_mb", "max_processes", "output_chars"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"SandboxConfig.{name} must be positive, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -129,24 +261,34 @@ class SandboxResult:
         return self.status == "passed"
 
 
-def _unshare_cmd() -> list[str]:
-    return ["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]
+def _interpreter() -> str:
+    """The real interpreter behind a venv: with `-I -S` the venv adds nothing to the child."""
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
 
 
-@functools.lru_cache(maxsize=1)
-def namespaces_available() -> bool:
-    """Whether unprivileged user+net+pid+mount namespaces work here (checked once per process)."""
-    if shutil.which("unshare") is None:
-        return False
-    try:
-        done = subprocess.run([*_unshare_cmd(), "true"], capture_output=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
+def _uids_in_use() -> set[int]:
+    taken = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                taken.add(entry.stat().st_uid)
+    return taken
 
 
-def _processes_of_user() -> int:
-    uid = os.getuid()
+def _throwaway_uid() -> int | None:
+    """A fresh uid for one run when we are root (None otherwise): no process of it exists, so killing all its
+    processes afterwards is safe, and the kernel applies RLIMIT_NPROC to it (it exempts real root)."""
+    if os.geteuid() != 0:
+        return None
+    taken = _uids_in_use()
+    low, high = THROWAWAY_UIDS
+    while True:
+        uid = low + secrets.randbelow(high - low)
+        if uid not in taken:
+            return uid
+
+
+def _processes_of_user(uid: int) -> int:
     count = 0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -158,49 +300,143 @@ def _processes_of_user() -> int:
     return count
 
 
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+@functools.lru_cache(maxsize=1)
+def namespace_problem() -> str | None:
+    """Why namespace isolation does not work here (None when it does). A trivial program is run through the whole
+    set-up, so a kernel or container that allows user namespaces but not mounts, pivot_root or capset counts too."""
+    if sys.platform != "linux":
+        return f"namespaces are Linux-only (this is {sys.platform})"
+    if os.uname().machine not in _SYS_PIVOT_ROOT:
+        return f"pivot_root's system call number is not known for {os.uname().machine}"
+    try:
+        result = _run("print('contained')\n", SandboxConfig(timeout=30, isolation="namespaces", guard=False), True)
+    except SandboxUnavailableError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"starting the sandbox failed: {exc}"
+    if result.status == "passed" and result.stdout.strip() == "contained":
+        return None
+    detail = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit status {result.returncode}"
+    return f"a trivial program did not run contained ({result.status}: {detail})"
+
+
+def namespaces_available() -> bool:
+    """Whether user+mount+net+PID namespaces with pivot_root work here (checked once per process)."""
+    return namespace_problem() is None
+
+
+def _refusal(reason: str) -> SandboxUnavailableError:
+    return SandboxUnavailableError(
+        f"generated code is only run under namespace isolation, which does not work here: {reason}. Allow "
+        "unprivileged user namespaces (e.g. sysctl kernel.unprivileged_userns_clone=1 or "
+        "kernel.apparmor_restrict_unprivileged_userns=0, or run outside a container that blocks them), or accept "
+        "running it with resource limits only and no file-system or network containment: "
+        f"SandboxConfig(isolation={UNSAFE_MODE!r}) in Python, `--sandbox {UNSAFE_MODE}` on the command line."
+    )
+
+
+def _namespaced(config: SandboxConfig) -> bool:
+    if config.isolation == UNSAFE_MODE:
+        return False
+    problem = namespace_problem()
+    if problem is not None:
+        raise _refusal(problem)
+    return True
+
+
+def _layers(config: SandboxConfig, namespaced: bool, throwaway: bool) -> list[str]:
+    layers = (["namespaces:user,mount,net,pid", "pivot_root", "caps-dropped", "no_new_privs", "pid_max"]
+              if namespaced else [UNSAFE_MODE])
+    if throwaway:
+        layers.append("throwaway-uid")
+    layers += ["RLIMIT_NPROC", "rlimits", "timeout", "process-group-kill"]
+    if config.guard:
+        layers.append("guard")
+    return layers
+
+
+def isolation_layers(config: SandboxConfig | None = None) -> list[str]:
+    """The layers a run under `config` uses here (raises SandboxUnavailableError like `run_program`)."""
+    config = config or SandboxConfig()
+    return _layers(config, _namespaced(config), os.geteuid() == 0)
 
 
 def run_program(source: str, config: SandboxConfig | None = None) -> SandboxResult:
     """Run `source` as a script in the sandbox; passed = exit code 0 within the time limit."""
     config = config or SandboxConfig()
-    if config.namespaces not in ("auto", "on", "off"):
-        raise ValueError(f"SandboxConfig.namespaces must be auto, on or off, got {config.namespaces!r}")
-    namespaced = config.namespaces == "on" or (config.namespaces == "auto" and namespaces_available())
-    if config.namespaces == "on" and not namespaces_available():
-        raise RuntimeError("sandbox namespaces requested but `unshare --user --net --pid` does not work here")
+    return _run(source, config, _namespaced(config))
+
+
+_KILL_ALL = """
+import os, sys
+uid = int(sys.argv[1])
+os.setgroups([])
+os.setresgid(uid, uid, uid)
+os.setresuid(uid, uid, uid)
+for _ in range(100):
+    try:
+        os.kill(-1, 9)
+    except ProcessLookupError:
+        break
+"""
+
+
+def _kill_uid(uid: int) -> None:
+    """SIGKILL every process of the throwaway `uid` (ours alone): `kill(-1)` from that uid, until none is left."""
+    for _ in range(20):
+        subprocess.run([_interpreter(), "-I", "-S", "-c", _KILL_ALL, str(uid)], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=30, check=False)
+        if _processes_of_user(uid) == 0:
+            return
+        time.sleep(0.05)
+
+
+def _kill_pid(pid_file: Path) -> None:
+    """SIGKILL the namespace's first process, which takes the whole PID namespace with it."""
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def _tail(path: Path, chars: int) -> str:
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - 4 * chars))
+        return fh.read().decode("utf-8", errors="replace")[-chars:]
+
+
+INNER_UID = 1000  # the sample's uid inside the user namespace when greenprune runs as root
+
+
+def _run(source: str, config: SandboxConfig, namespaced: bool) -> SandboxResult:
+    outer = _throwaway_uid()
     root = Path(tempfile.mkdtemp(prefix="greenprune-sandbox-"))
     workdir = root / "work"
-    workdir.mkdir()
+    (workdir / "tmp").mkdir(parents=True)
     program = root / "program.py"
     program.write_text(source, encoding="utf-8")
-    layers = ["process-group", "rlimits", "timeout"]
-    if namespaced:
-        layers += ["user/net/pid/mount namespaces", "pid_max", *(["chroot"] if config.chroot else [])]
-    if config.guard:
-        layers.append("guard")
-    nproc = 0
-    if os.getuid() != 0:
-        nproc = _processes_of_user() + config.max_processes
-        layers.append("RLIMIT_NPROC")
+    if outer is not None:
+        for path in (workdir, workdir / "tmp"):
+            os.chown(path, outer, outer)
+    init_pid = root / "init.pid"
     cfg = {
-        "preload": list(config.preload), "namespaced": namespaced, "chroot": config.chroot, "guard": config.guard,
+        "preload": list(config.preload), "namespaced": namespaced, "guard": config.guard,
         "workdir": str(workdir), "pid_max": config.pid_max, "memory_bytes": config.memory_mb * 2**20,
         "cpu_seconds": config.cpu_seconds or int(config.timeout) + 1, "file_bytes": config.file_mb * 2**20,
-        "nproc": nproc,
+        "sys_pivot_root": _SYS_PIVOT_ROOT.get(os.uname().machine, -1), "outer_uid": outer, "inner_uid": INNER_UID,
+        "init_pid_file": str(init_pid),
+        # a fresh user namespace or a fresh uid counts only this run's processes; otherwise the user's others too
+        "nproc": config.max_processes + (2 if namespaced or outer is not None else _processes_of_user(os.getuid())),
     }
-    cmd = [sys.executable, "-I", "-S", "-c", _PRELUDE, str(program), json.dumps(cfg)]
-    if namespaced:
-        cmd = [*_unshare_cmd(), *cmd]
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+    cmd = [_interpreter(), "-I", "-S", "-c", _PRELUDE, str(program), json.dumps(cfg)]
+    home = "/" if namespaced else str(workdir)
+    env = {"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": os.path.join(home, "tmp"), "LANG": "C.UTF-8",
+           "PYTHONHASHSEED": "0"}
     out_path, err_path = root / "stdout", root / "stderr"
     start = time.perf_counter()
     status, code = "failed", None
     try:
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=workdir, env=env,
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=root, env=env,
                                     start_new_session=True)
             try:
                 code = proc.wait(timeout=config.timeout)
@@ -208,20 +444,30 @@ def run_program(source: str, config: SandboxConfig | None = None) -> SandboxResu
             except subprocess.TimeoutExpired:
                 status = "timeout"
             finally:
-                _kill_group(proc.pid)  # stray children too, whether or not the main process ended
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # stray children too, whether or not the main one ended
                 if proc.poll() is None:
                     proc.wait()
+                if namespaced:
+                    _kill_pid(init_pid)
+                if outer is not None:
+                    _kill_uid(outer)  # what left the process group (setsid) dies too
         seconds = time.perf_counter() - start
-        stdout = out_path.read_text(encoding="utf-8", errors="replace")[-config.output_chars :]
-        stderr = err_path.read_text(encoding="utf-8", errors="replace")[-config.output_chars :]
+        stdout = _tail(out_path, config.output_chars)
+        stderr = _tail(err_path, config.output_chars)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return SandboxResult(status, code, seconds, stdout, stderr, layers)
+    if code == SETUP_FAILED and SETUP_MARK in stderr:
+        reason = stderr.split(SETUP_MARK, 1)[1].strip().splitlines()[0]
+        raise SandboxUnavailableError(f"the sandbox could not be set up, so the program was not run: {reason}")
+    return SandboxResult(status, code, seconds, stdout, stderr, _layers(config, namespaced, outer is not None))
 
 
 def run_many(sources: Sequence[str], config: SandboxConfig | None = None, workers: int | None = None,
              desc: str = "sandbox") -> list[SandboxResult]:
     """Run many programs, a few at a time (threads only wait on subprocesses), results in input order."""
+    config = config or SandboxConfig()
+    isolation_layers(config)  # refuse before starting anything
     workers = workers or max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(run_program, s, config) for s in sources]
