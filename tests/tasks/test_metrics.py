@@ -59,3 +59,24 @@ def test_wilson_interval_matches_the_textbook_values():
     assert metrics.wilson_interval(0, 10)[0] == 0.0 and metrics.wilson_interval(10, 10)[1] == pytest.approx(1.0)
     with pytest.raises(ValueError):
         metrics.wilson_interval(3, 2)
+
+
+def test_mcnemar_exact_matches_hand_computed_binomial_tails():
+    # 1 vs 5 discordant: P(X <= 1 | n=6, p=1/2) = (1 + 6) / 64, doubled
+    assert metrics.mcnemar_exact(1, 5) == pytest.approx(14 / 64)
+    assert metrics.mcnemar_exact(5, 1) == pytest.approx(14 / 64)
+    assert metrics.mcnemar_exact(0, 10) == pytest.approx(2 / 1024)
+    assert metrics.mcnemar_exact(3, 3) == 1.0  # the doubled tail exceeds 1 and is capped
+    assert metrics.mcnemar_exact(0, 0) == 1.0
+    with pytest.raises(ValueError):
+        metrics.mcnemar_exact(-1, 2)
+
+
+def test_paired_outcomes_count_each_cell():
+    base = {"a": True, "b": True, "c": False, "d": False, "e": True}
+    cand = {"a": True, "b": False, "c": True, "d": False, "e": False}
+    out = metrics.paired_outcomes(base, cand)
+    assert (out["both"], out["only_baseline"], out["only_candidate"], out["neither"]) == (1, 2, 1, 1)
+    assert out["mcnemar_p"] == pytest.approx(metrics.mcnemar_exact(2, 1))
+    with pytest.raises(ValueError, match="same problems"):
+        metrics.paired_outcomes(base, {"a": True})

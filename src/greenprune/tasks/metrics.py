@@ -45,6 +45,35 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant pairs of paired pass/fail outcomes.
+
+    Under "no difference" each discordant problem is equally likely to favour either side, so the count favouring
+    one side is Binomial(only_a + only_b, 1/2); the p-value doubles the smaller tail (capped at 1).
+    """
+    if only_a < 0 or only_b < 0:
+        raise ValueError(f"discordant counts must be non-negative, got {only_a} and {only_b}")
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired_outcomes(baseline: dict[str, bool], candidate: dict[str, bool]) -> dict[str, float]:
+    """Per-problem pass/fail of two models on the same problems: both / only baseline / only candidate / neither,
+    and the exact McNemar p-value. Both must cover the same problem ids."""
+    if set(baseline) != set(candidate):
+        missing = sorted(set(baseline) ^ set(candidate))[:5]
+        raise ValueError(f"paired outcomes need the same problems on both sides; differing ids: {missing}")
+    both = sum(baseline[i] and candidate[i] for i in baseline)
+    only_base = sum(baseline[i] and not candidate[i] for i in baseline)
+    only_cand = sum(candidate[i] and not baseline[i] for i in baseline)
+    neither = len(baseline) - both - only_base - only_cand
+    return {"both": both, "only_baseline": only_base, "only_candidate": only_cand, "neither": neither,
+            "mcnemar_p": mcnemar_exact(only_base, only_cand)}
+
+
 def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
     return classification_metrics(predictions, labels)["accuracy"]
 
