@@ -48,21 +48,22 @@ PRELOAD = (
 )
 ISOLATION_MODES = ("auto", "namespaces", "unsafe-limits-only")
 UNSAFE_MODE = "unsafe-limits-only"
-SETUP_FAILED = 125  # exit status of a child whose containment could not be set up (the sample never ran)
 SETUP_MARK = "greenprune-sandbox-setup-failed:"
 THROWAWAY_UIDS = (0x5A000000, 0x5AFFFFFF)  # a range no distribution hands out; one fresh uid per run
 
 # Runs as trusted code in the child before the sample. Namespaced, it is three processes: P (the caller's
-# identity, outside) forks C, which unshares user/mount/net/PID namespaces; P writes C's uid/gid maps (as root
-# with a second, unprivileged uid inside); C forks G, the first process of the new PID namespace, which sets up
-# containment and becomes the sample. Any step that does not hold fails closed: exit SETUP_FAILED, sample not run.
+# identity, outside) forks C, which unshares the namespaces; P writes C's uid/gid maps (as root with a second,
+# unprivileged uid inside); C forks G, the first process of the new PID namespace, which sets up containment and
+# becomes the sample. Any step that does not hold fails closed (the sample never runs). Only G holds the set-up pipe
+# and writes "ok" to it just before the sample starts, so a sample cannot pass itself off as a set-up failure.
 _PRELUDE = r"""
 import builtins, json, os, resource, sys
 program, cfg = sys.argv[1], json.loads(sys.argv[2])
+setup_fd = cfg["setup_fd"]
 def fail(what):
     sys.stderr.write("SETUP_MARK " + what + "\n")
     sys.stderr.flush()
-    os._exit(SETUP_FAILED)
+    os._exit(125)
 with open(program, encoding="utf-8") as fh:
     source = fh.read()
 for name in [*cfg["preload"], *(["shutil", "socket", "subprocess"] if cfg["guard"] else [])]:
@@ -70,6 +71,11 @@ for name in [*cfg["preload"], *(["shutil", "socket", "subprocess"] if cfg["guard
         __import__(name)
     except Exception:
         pass
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def call(result, what):
+    if result != 0:
+        fail(what + ": " + os.strerror(ctypes.get_errno()))
 def set_limits():
     for what, value in ((resource.RLIMIT_AS, cfg["memory_bytes"]), (resource.RLIMIT_CPU, cfg["cpu_seconds"]),
                         (resource.RLIMIT_FSIZE, cfg["file_bytes"]), (resource.RLIMIT_CORE, 0),
@@ -82,34 +88,32 @@ def become(uid):
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)  # leaving uid 0 clears every capability
+def own_keyring():
+    # a fresh anonymous session keyring: the caller's keys are not the sample's to read
+    if libc.syscall(cfg["sys_keyctl"], 1, None) < 0:  # KEYCTL_JOIN_SESSION_KEYRING, no name
+        fail("join a fresh session keyring: " + os.strerror(ctypes.get_errno()))
+def wait_exit(pid):
+    while True:
+        try:
+            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        except ChildProcessError:
+            return 1
+        except InterruptedError:
+            continue
 if cfg["namespaced"]:
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    def call(result, what):
-        if result != 0:
-            fail(what + ": " + os.strerror(ctypes.get_errno()))
-    def wait_exit(pid):
-        while True:
-            try:
-                return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-            except ChildProcessError:
-                return 1
-            except InterruptedError:
-                continue
-    CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x10000000, 0x20000000, 0x40000000
+    CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x2000000, 0x4000000, 0x8000000
+    CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
     unshared_r, unshared_w = os.pipe()
     mapped_r, mapped_w = os.pipe()
     c = os.fork()
     if c:  # P: write C's maps from outside, then wait
-        os.close(unshared_w)
-        os.close(mapped_r)
+        for fd in (unshared_w, mapped_r, setup_fd):
+            os.close(fd)
         if os.read(unshared_r, 1) != b"u":
             os._exit(wait_exit(c))
         try:
-            inside = cfg["inner_uid"]
             if cfg["outer_uid"] is not None:  # root: ns root is root (to finish loading), inside a throwaway uid
-                maps = "0 0 1\n%d %d 1\n" % (inside, cfg["outer_uid"])
-                uids = gids = maps
+                uids = gids = "0 0 1\n%d %d 1\n" % (cfg["inner_uid"], cfg["outer_uid"])
             else:
                 with open("/proc/%d/setgroups" % c, "w") as fh:
                     fh.write("deny")
@@ -125,14 +129,16 @@ if cfg["namespaced"]:
         os._exit(wait_exit(c))
     os.close(unshared_r)
     os.close(mapped_w)
-    call(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID), "unshare namespaces")
+    call(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+                      | CLONE_NEWCGROUP), "unshare namespaces")
     os.write(unshared_w, b"u")
     if os.read(mapped_r, 1) != b"g":
-        os._exit(SETUP_FAILED)
+        os._exit(125)
     PR_SET_PDEATHSIG = 1
     known_r, known_w = os.pipe()
     g = os.fork()
     if g:  # C: tell the caller who the namespace's first process is, so it can be killed whatever it does
+        os.close(setup_fd)
         with open(cfg["init_pid_file"], "w") as fh:  # before G's pivot_root moves C's root too
             fh.write(str(g))
         os.write(known_w, b"k")
@@ -144,6 +150,7 @@ if cfg["namespaced"]:
         os.close(fd)
     if os.getpid() != 1:
         fail("not the first process of the new PID namespace")
+    inside = cfg["inner_uid"] if cfg["outer_uid"] is not None else 0
     MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 32, 4096, 16384, 1 << 18
     call(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
     call(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount the namespace's /proc")
@@ -156,13 +163,14 @@ if cfg["namespaced"]:
                 fail("forbid nested user namespaces: %s" % exc)
             # kernels before 6.14 have one pid_max: RLIMIT_NPROC alone caps processes there
     work = cfg["workdir"].encode()
-    call(libc.mount(work, work, None, MS_BIND | MS_REC, None), "bind the work folder")
-    call(libc.mount(None, work, None, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
-         "remount the work folder nosuid,nodev,noexec")
+    size = ("size=%dm,mode=0755,uid=%d,gid=%d" % (cfg["disk_mb"], inside, inside)).encode()
+    call(libc.mount(b"tmpfs", work, b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, size), "mount a size-capped tmpfs")
     os.chdir(cfg["workdir"])
     call(libc.syscall(cfg["sys_pivot_root"], b".", b"."), "pivot_root")
     call(libc.umount2(b".", 2), "unmount the old root")  # MNT_DETACH
     os.chdir("/")
+    os.mkdir("/tmp")
+    os.chown("/tmp", inside, inside)
     if sorted(os.listdir("/")) != ["tmp"]:
         fail("the old root is still visible")
     set_limits()
@@ -172,7 +180,7 @@ if cfg["namespaced"]:
         if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() != 22:  # EINVAL: no such cap
             fail("drop capability %d from the bounding set" % cap)
     if cfg["outer_uid"] is not None:
-        become(cfg["inner_uid"])
+        become(inside)
     class Header(ctypes.Structure):
         _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
     class Data(ctypes.Structure):
@@ -185,14 +193,18 @@ if cfg["namespaced"]:
         fail("capabilities still held after capset")
     call(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)  # a credential change clears it
-    del libc, ctypes, Header, Data, header, check
-    for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
-        del sys.modules[name]
+    own_keyring()
+    del Header, Data, header, check
 else:
     os.chdir(cfg["workdir"])
     set_limits()
     if cfg["outer_uid"] is not None:
         become(cfg["outer_uid"])
+    own_keyring()
+    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+del libc, ctypes
+for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
+    del sys.modules[name]
 if cfg["guard"]:
     shutil, socket, subprocess = sys.modules["shutil"], sys.modules["socket"], sys.modules["subprocess"]
     def _blocked(*args, **kwargs):
@@ -214,10 +226,14 @@ if cfg["guard"]:
         sys.modules[name] = None
 sys.argv = ["program.py"]
 namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+os.write(setup_fd, b"ok")
+os.close(setup_fd)
+del setup_fd
 exec(compile(source, "program.py", "exec"), namespace)
-""".replace("SETUP_MARK", SETUP_MARK).replace("SETUP_FAILED", str(SETUP_FAILED))
+""".replace("SETUP_MARK", SETUP_MARK)
 
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+_SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "arm64": 219, "riscv64": 219, "ppc64le": 288, "s390x": 280}
 
 
 class SandboxUnavailableError(GreenpruneError, RuntimeError):
@@ -232,7 +248,9 @@ class SandboxConfig:
     memory_mb: int = 1024  # address-space cap
     cpu_seconds: int | None = None  # default: ceil(timeout) + 1
     file_mb: int = 16  # largest file (and captured output) the sample may write
-    max_processes: int = 16  # processes the sample may have at once (RLIMIT_NPROC headroom)
+    disk_mb: int = 64  # namespaced: the work folder is a tmpfs of this size
+    # processes the sample may have at once; memory_mb caps each, so a run holds at most memory_mb × (this + 2)
+    max_processes: int = 4
     pid_max: int = 301  # per-PID-namespace cap (the kernel's minimum is 301)
     isolation: str = "auto"  # "auto" | "namespaces" | "unsafe-limits-only"
     guard: bool = True
@@ -242,7 +260,7 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         if self.isolation not in ISOLATION_MODES:
             raise ValueError(f"sandbox isolation must be one of {', '.join(ISOLATION_MODES)}, got {self.isolation!r}")
-        for name in ("timeout", "memory_mb", "file_mb", "max_processes", "output_chars"):
+        for name in ("timeout", "memory_mb", "file_mb", "disk_mb", "max_processes", "output_chars"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"SandboxConfig.{name} must be positive, got {getattr(self, name)!r}")
 
@@ -392,9 +410,14 @@ def _kill_uid(uid: int) -> None:
 
 
 def _kill_pid(pid_file: Path) -> None:
-    """SIGKILL the namespace's first process, which takes the whole PID namespace with it."""
+    """SIGKILL the namespace's first process, which takes the whole PID namespace with it. The pid is checked to
+    still be a namespace's first process (NSpid ends in 1), so a recycled pid of another process is never hit."""
     with contextlib.suppress(OSError, ValueError):
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        pid = int(pid_file.read_text())
+        status = Path(f"/proc/{pid}/status").read_text()
+        nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
+        if len(nspid) >= 2 and nspid[-1] == "1":
+            os.kill(pid, signal.SIGKILL)
 
 
 def _tail(path: Path, chars: int) -> str:
@@ -418,12 +441,14 @@ def _run(source: str, config: SandboxConfig, namespaced: bool) -> SandboxResult:
         for path in (workdir, workdir / "tmp"):
             os.chown(path, outer, outer)
     init_pid = root / "init.pid"
+    ready_r, ready_w = os.pipe()  # written by the prelude just before the sample starts, by nothing else
     cfg = {
         "preload": list(config.preload), "namespaced": namespaced, "guard": config.guard,
         "workdir": str(workdir), "pid_max": config.pid_max, "memory_bytes": config.memory_mb * 2**20,
         "cpu_seconds": config.cpu_seconds or int(config.timeout) + 1, "file_bytes": config.file_mb * 2**20,
         "sys_pivot_root": _SYS_PIVOT_ROOT.get(os.uname().machine, -1), "outer_uid": outer, "inner_uid": INNER_UID,
-        "init_pid_file": str(init_pid),
+        "sys_keyctl": _SYS_KEYCTL.get(os.uname().machine, -1), "disk_mb": config.disk_mb,
+        "init_pid_file": str(init_pid), "setup_fd": ready_w,
         # a fresh user namespace or a fresh uid counts only this run's processes; otherwise the user's others too
         "nproc": config.max_processes + (2 if namespaced or outer is not None else _processes_of_user(os.getuid())),
     }
@@ -433,11 +458,14 @@ def _run(source: str, config: SandboxConfig, namespaced: bool) -> SandboxResult:
            "PYTHONHASHSEED": "0"}
     out_path, err_path = root / "stdout", root / "stderr"
     start = time.perf_counter()
-    status, code = "failed", None
+    status, code, started = "failed", None, False
     try:
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=root, env=env,
-                                    start_new_session=True)
+            try:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=root, env=env,
+                                        start_new_session=True, pass_fds=(ready_w,))
+            finally:
+                os.close(ready_w)
             try:
                 code = proc.wait(timeout=config.timeout)
                 status = "passed" if code == 0 else "failed"
@@ -452,13 +480,17 @@ def _run(source: str, config: SandboxConfig, namespaced: bool) -> SandboxResult:
                     _kill_pid(init_pid)
                 if outer is not None:
                     _kill_uid(outer)  # what left the process group (setsid) dies too
+                started = os.read(ready_r, 2) == b"ok"  # every writer is gone now: no blocking
         seconds = time.perf_counter() - start
         stdout = _tail(out_path, config.output_chars)
         stderr = _tail(err_path, config.output_chars)
     finally:
+        os.close(ready_r)
         shutil.rmtree(root, ignore_errors=True)
-    if code == SETUP_FAILED and SETUP_MARK in stderr:
-        reason = stderr.split(SETUP_MARK, 1)[1].strip().splitlines()[0]
+    if not started:  # the sample never ran: whatever happened is the set-up's, not the program's
+        reason = (stderr.split(SETUP_MARK, 1)[1].strip().splitlines() or ["?"])[0] if SETUP_MARK in stderr else (
+            f"set-up did not finish within the {config.timeout:g}s timeout" if status == "timeout"
+            else f"set-up exited with status {code}: {stderr.strip()[-300:]}")
         raise SandboxUnavailableError(f"the sandbox could not be set up, so the program was not run: {reason}")
     return SandboxResult(status, code, seconds, stdout, stderr, _layers(config, namespaced, outer is not None))
 
