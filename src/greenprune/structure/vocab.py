@@ -53,7 +53,8 @@ class VocabPruningConfig:
     extra_tokens: tuple[str, ...] = ()
     # An instruction model is prompted through its chat template and replies in fenced code blocks; code corpora
     # rarely contain "assistant" or "```", and without them the prompt frame tokenises into pieces the model never
-    # saw and the closing fence cannot be emitted as trained (benchmarks/results/structure.md measures the effect).
+    # saw and the closing fence cannot be emitted as trained (benchmarks/results/structure-smollm2.md measures the
+    # effect).
     keep_chat_frame: bool = True
     verify: bool = True  # re-tokenise the corpus with the pruned tokenizer and fail loudly on any difference
 
