@@ -225,3 +225,19 @@ def test_load_model_and_load_sparse_refuse_bad_folders(tmp_path):
 def test_output_target_returns_resolved_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert check_output_target("new") == tmp_path.resolve() / "new"
+
+
+def test_record_writer_never_replaces_silently(tmp_path):
+    from greenprune.measure.records import ResultRecord, load_json, save_json
+
+    path = tmp_path / "r.json"
+    save_json(ResultRecord(model="a", method="m"), path, overwrite=False)
+    with pytest.raises(OutputError, match="pass --overwrite"):
+        save_json(ResultRecord(model="b", method="m"), path, overwrite=False)
+    assert load_json(path).model == "a"
+    fresh = save_json(ResultRecord(model="c", method="m"), path, overwrite=False, fresh=True)
+    assert fresh.name == "r-2.json" and load_json(path).model == "a" and load_json(fresh).model == "c"
+    save_json(ResultRecord(model="d", method="m"), path, overwrite=True)
+    assert load_json(path).model == "d"
+    with pytest.raises(OutputError, match="is a folder"):
+        save_json(ResultRecord(model="e", method="m"), tmp_path, overwrite=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from greenprune._utils import atomic_write_text
+from greenprune.checkpoint import write_text_output
 
 
 def library_versions() -> dict[str, str]:
@@ -115,15 +115,11 @@ def save_json(
     `overwrite=False` refuses to replace an existing file (`OutputError`); `fresh=True` picks a new name beside
     it instead (`NAME-2.json`, ...), so a default record name never loses an earlier run.
     """
-    from greenprune.checkpoint import write_text_output
-
     if isinstance(obj, list):
         text = json.dumps([o.model_dump(mode="json") for o in obj], indent=2)
     else:
         text = obj.model_dump_json(indent=2)
-    if overwrite and not fresh:
-        return atomic_write_text(path, text + "\n")
-    return write_text_output(path, text + "\n", overwrite=False, fresh=fresh, option=option)
+    return write_text_output(path, text + "\n", overwrite=overwrite and not fresh, fresh=fresh, option=option)
 
 
 def load_json(path: str | os.PathLike[str]) -> ResultRecord | Comparison | list[ResultRecord | Comparison]:
