@@ -118,7 +118,7 @@ def quantize_cmd(
 ) -> None:
     """Quantise MODEL and measure each dtype against fp32 in this process: speed, size and (with --task) quality."""
     quiet_libraries()
-    from greenprune.checkpoint import check_checkpoint_folder, check_output_target, check_record_target, save_hf
+    from greenprune.checkpoint import check_output_target, check_record_target, save_hf
     from greenprune.measure import save_json
     from greenprune.models import load_model
     from greenprune.quantize import QuantizeError, compare_quantized, quantize
@@ -131,8 +131,6 @@ def quantize_cmd(
         if json_out is not None:
             check_record_target(json_out, overwrite=overwrite)
         path = Path(model)
-        if path.is_dir():
-            check_checkpoint_folder(path)
         if path.is_dir() and (path / "model.sparse.safetensors").is_file():
             from transformers import AutoTokenizer
 
