@@ -99,7 +99,7 @@ def main() -> None:
             for s in sparsities:
                 cand = copy.deepcopy(dense)
                 report = prune(cand, WeightPruningConfig(method=method, scope=scope, sparsity=s))
-                save_sparse(cand, tmp / "s")
+                save_sparse(cand, tmp / "s", overwrite=True)
                 make_permanent(cand)
                 score = bleu(cand)
                 quality.append((method, scope, "one-shot", report.sparsity, score, folder_bytes(tmp / "s")))
@@ -116,7 +116,7 @@ def main() -> None:
         cand, iter(train * (1 + args.recover_steps // max(1, len(train)))),
         lambda m: task.evaluate(m, tok, valid, batch_size=8, max_new_tokens=args.max_new_tokens)["bleu4_smoothed"],
         config, desc="recovery")
-    save_sparse(cand, tmp / "s")
+    save_sparse(cand, tmp / "s", overwrite=True)
     make_permanent(cand)
     recovered = bleu(cand)
     quality.append(("l1", "global", f"+{args.recover_steps} masked fine-tune steps", report.sparsity, recovered,

@@ -29,3 +29,76 @@ def test_bad_model_is_one_clear_error():
     assert result.exit_code == 2
     assert "no such folder" in result.output
     assert "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------- outputs never destroy (issue 14)
+
+PRUNE = ["prune", "tiny-bert", "--sparsity", "0.3"]
+
+
+def test_prune_refuses_a_folder_of_user_files(tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        result = runner.invoke(app, [*PRUNE, "--out", str(out), *extra])
+        assert result.exit_code == 2, result.output
+        assert "greenprune did not write (notes.txt)" in " ".join(result.output.split())
+        assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_prune_refuses_the_current_folder_and_its_parent(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "keep.py").write_text("x = 1\n")
+    monkeypatch.chdir(work)
+    for target, why in ((".", "is the current folder"), ("..", "is a parent of the current folder")):
+        result = runner.invoke(app, [*PRUNE, "--out", target, "--overwrite"])
+        assert result.exit_code == 2, result.output
+        assert why in " ".join(result.output.split())
+    assert sorted(p.name for p in work.iterdir()) == ["keep.py"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
+
+
+def test_prune_replaces_its_own_output_only_with_overwrite(tmp_path):
+    out = tmp_path / "d"
+    assert runner.invoke(app, [*PRUNE, "--dense", "--out", str(out)]).exit_code == 0
+    before = (out / "model.safetensors").read_bytes()
+    result = runner.invoke(app, [*PRUNE, "--out", str(out)])
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert (out / "model.safetensors").read_bytes() == before
+    result = runner.invoke(app, [*PRUNE, "--out", str(out), "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert (out / "model.sparse.safetensors").is_file()
+    assert not (out / "model.safetensors").exists()  # replaced whole: never dense and compact side by side
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_every_folder_writing_verb_refuses_user_folders_before_working(tmp_path):
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "data.csv").write_text("a,b\n")
+    for args in (["structure", "tiny-llama", "--layers", "1", "--no-measure", "--out", str(user)],
+                 ["recover", "tiny-llama", "--steps", "1", "--out", str(user)],
+                 ["quantize", "tiny-bert", "--dtype", "fp16", "--no-energy", "--out", str(user)],
+                 ["finetune", "tiny-bert", "--task", "defect", "--output", str(tmp_path), "--json", str(user)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert str(user) in " ".join(result.output.split()), result.output
+    assert sorted(p.name for p in user.iterdir()) == ["data.csv"]
+
+
+def test_json_records_are_not_replaced_without_overwrite(tmp_path):
+    old = tmp_path / "old.json"
+    old.write_text("[]\n")
+    for args in (["measure", "tiny-bert", "--no-energy", "--json", str(old)],
+                 ["quantize", "tiny-bert", "--no-energy", "--json", str(old)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "pass --overwrite" in result.output, result.output
+    assert old.read_text() == "[]\n"
+    args = ["measure", "tiny-bert", "--batches", "1", "--batch-size", "2", "--seq-len", "16", "--passes", "1",
+            "--no-energy", "--json", str(old), "--overwrite"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert load_json(old)[0].model == "tiny-bert"

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from greenprune._utils import atomic_directory, atomic_write_text
+from greenprune._utils import atomic_write_text
 
 
 def test_atomic_write_replaces_and_uses_ordinary_permissions(tmp_path):
@@ -19,13 +19,10 @@ def test_atomic_write_replaces_and_uses_ordinary_permissions(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["a.txt"]  # no temporary left behind
 
 
-def test_atomic_directory_leaves_nothing_on_failure(tmp_path):
-    target = tmp_path / "out"
-    with pytest.raises(RuntimeError), atomic_directory(target) as tmp:
-        (tmp / "half.bin").write_text("x")
-        raise RuntimeError("boom")
-    assert not target.exists()
-    assert list(tmp_path.iterdir()) == []
-    with atomic_directory(target) as tmp:
-        (tmp / "whole.bin").write_text("x")
-    assert (target / "whole.bin").read_text() == "x"
+def test_atomic_write_without_overwrite_keeps_the_existing_file(tmp_path):
+    target = tmp_path / "a.txt"
+    atomic_write_text(target, "one", overwrite=False)
+    with pytest.raises(FileExistsError):
+        atomic_write_text(target, "two", overwrite=False)
+    assert target.read_text() == "one"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]

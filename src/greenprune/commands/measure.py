@@ -57,6 +57,7 @@ def measure(
     country: Annotated[str, typer.Option(help="ISO-3 country code for CO2 intensity")] = "USA",
     energy: Annotated[bool, typer.Option(help="track energy/CO2 with codecarbon")] = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the records here")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing --json file")] = False,
 ) -> None:
     """Measure parameters, checkpoint bytes, FLOPs, peak memory, latency, throughput and energy of MODELS."""
     quiet_libraries()
@@ -64,6 +65,10 @@ def measure(
     from greenprune.measure.display import cost_table
 
     with user_errors():
+        if json_out is not None:
+            from greenprune.checkpoint import check_record_target
+
+            check_record_target(json_out, overwrite=overwrite)
         records = measure_models(
             models, task=task, batch_size=batch_size, seq_len=seq_len, batches=batches, passes=passes,
             country=country, energy=energy,
@@ -74,7 +79,8 @@ def measure(
             console.print(f"[dim]energy: {rec.cost.energy_method}; memory: {rec.cost.peak_memory_method}[/]")
             break
     if json_out is not None:
-        save_json(records, json_out)
+        with user_errors():
+            save_json(records, json_out, overwrite=overwrite)
         console.print(f"records written to {json_out}")
 
 

@@ -69,12 +69,14 @@ def structure(
     measure: bool = typer.Option(True, "--measure/--no-measure", help="measure before/after for the model card"),
     eval_texts: int = typer.Option(40, "--eval-texts", help="held-out functions for perplexity"),
     energy: bool = typer.Option(True, "--energy/--no-energy"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier greenprune output at --out"),
 ) -> None:
     """Remove whole structures (vocabulary rows, layers, FFN neurons, KV groups) and write a plain HF folder."""
     quiet_libraries()
     with user_errors():
         import copy
 
+        from greenprune.checkpoint import check_output_target
         from greenprune.models import load_model
         from greenprune.recover import RecoveryConfig, load_pairs, recover, stdlib_pairs
         from greenprune.structure.card import model_card
@@ -83,6 +85,8 @@ def structure(
 
         if metric not in METRICS:
             raise LayerPruningError(f"--metric {metric!r}: expected one of {', '.join(METRICS)}")
+        target = out or Path(f"{Path(model).name}-structured")
+        check_output_target(target, overwrite=overwrite)  # before the work, not after it
         loaded = load_model(model, task="causal-lm")
         baseline = copy.deepcopy(loaded.model) if measure else None
         base_tok = loaded.tokenizer
@@ -98,8 +102,7 @@ def structure(
             corpus = read_corpus(vocab, limit=200) if vocab else None
             report.measurements = _measure(baseline, base_tok, pruned, tokenizer, report.kept_ids, corpus,
                                            eval_texts, energy)
-        target = out or Path(f"{Path(model).name}-structured")
-        save_pruned(pruned, tokenizer, target, model_card(model, report, command_line()), report)
+        save_pruned(pruned, tokenizer, target, model_card(model, report, command_line()), report, overwrite=overwrite)
     console.print(f"[green]wrote[/] {target}: {report.params_before:,} → {report.params_after:,} parameters")
     for step in report.steps:
         console.print(f"  {step['step']}")
@@ -115,21 +118,21 @@ def recover_cmd(
     rank: int = typer.Option(16, "--r"),
     lr: float = typer.Option(3e-4, "--lr"),
     out: Path = typer.Option(..., "--out", "-o", help="output folder (plain HF checkpoint, adapters merged)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier greenprune output at --out"),
 ) -> None:
     """LoRA post-training on code-instruction pairs, merged into a plain checkpoint."""
     quiet_libraries()
     with user_errors():
-        from greenprune._utils import atomic_directory
+        from greenprune.checkpoint import check_output_target, save_hf
         from greenprune.models import load_model
         from greenprune.recover import RecoveryConfig, load_pairs, recover, stdlib_pairs
 
+        check_output_target(out, overwrite=overwrite)
         loaded = load_model(model, task="causal-lm")
         pairs = stdlib_pairs() if data == "stdlib" else load_pairs(data)
         result = recover(loaded.model, loaded.tokenizer, pairs, RecoveryConfig(steps=steps, r=rank, lr=lr),
                          data_name=data)
-        with atomic_directory(out) as tmp:
-            result.model.save_pretrained(tmp)
-            loaded.tokenizer.save_pretrained(tmp)
+        save_hf(result.model, loaded.tokenizer, out, kind="recover", overwrite=overwrite)
     s = result.summary()
     console.print(f"[green]wrote[/] {out}: {s['steps']} steps on {s['pairs']} pairs, loss {s['loss_first']} → "
                   f"{s['loss_last']}")

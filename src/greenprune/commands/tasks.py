@@ -33,12 +33,14 @@ def _print_metrics(title: str, metrics: dict[str, float]) -> None:
     console.print(table)
 
 
-def _save(record: Any, json_path: Path | None, verb: str, model: str, task: str) -> Path:
+def _save(record: Any, json_path: Path | None, verb: str, model: str, task: str, overwrite: bool) -> Path:
+    """Write the record; an existing file is replaced only with --overwrite, a default name is never reused."""
     from greenprune.measure.records import save_json
 
-    path = json_path or DEFAULT_RESULTS / f"{verb}-{_slug(model)}-{task}.json"
-    save_json(record, path)
-    console.print(f"record written to [bold]{path}[/]")
+    default = DEFAULT_RESULTS / f"{verb}-{_slug(model)}-{task}.json"
+    path = save_json(record, json_path or default, overwrite=overwrite, fresh=json_path is None and not overwrite)
+    kept = f" ({default} already existed and was kept)" if json_path is None and path != default else ""
+    console.print(f"record written to [bold]{path}[/]{kept}")
     return path
 
 
@@ -59,20 +61,27 @@ def finetune(
     output: Path | None = typer.Option(None, "--output", "-o", help="folder for the best checkpoint and record"),
     json_path: Path | None = typer.Option(None, "--json", help="where to write the result record"),
     baseline: bool = typer.Option(True, help="also score the model on the test split before fine-tuning"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an earlier record and OUTPUT/best checkpoint"),
 ) -> None:
     """Fine-tune MODEL on a task, keep the best validation checkpoint, and record its test metrics."""
     quiet_libraries()
     with user_errors():
+        from greenprune.checkpoint import check_output_target, check_record_target
         from greenprune.measure.records import ResultRecord
         from greenprune.models import load_model
         from greenprune.tasks import TrainConfig, get_task
 
+        record_path = json_path or (output / "result.json" if output else None)
+        if output is not None:  # before the training, not after it
+            check_output_target(output / "best", overwrite=overwrite, option="--output")
+        if record_path is not None:
+            check_record_target(record_path, overwrite=overwrite, option="--json" if json_path else "--output")
         spec = get_task(task)
         splits = _splits(spec, data, size, seed)
         loaded = load_model(model, task=task)
         config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, seed=seed,
                              eval_every=eval_every, eval_limit=eval_limit, device=device,
-                             output_dir=str(output) if output else None)
+                             output_dir=str(output) if output else None, overwrite=overwrite)
         test = splits.test
         eval_kwargs = {"batch_size": batch_size, "max_length": max_length, "limit": limit}
         metrics: dict[str, float] = {}
@@ -94,7 +103,7 @@ def finetune(
             command=command_line(),
         )
         _print_metrics(f"{model} fine-tuned on {task} ({splits.source})", metrics)
-        _save(record, json_path or (output / "result.json" if output else None), "finetune", model, task)
+        _save(record, record_path, "finetune", model, task, overwrite)
 
 
 def evaluate(
@@ -118,16 +127,20 @@ def evaluate(
     json_path: Path | None = typer.Option(None, "--json", help="where to write the result record"),
     cost: bool = typer.Option(False, help="also measure cost (FLOPs, memory, latency, energy) on the same inputs"),
     cost_batches: int = typer.Option(4, "--cost-batches", help="batches of the split the cost is measured on"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing --json file (or default record)"),
 ) -> None:
     """Score MODEL on a task split and write the metrics (and optionally the cost) as a result record."""
     quiet_libraries()
     with user_errors():
         import torch
 
+        from greenprune.checkpoint import check_record_target
         from greenprune.measure.records import ResultRecord
         from greenprune.models import load_model
         from greenprune.tasks import get_task
 
+        if json_path is not None:  # before the evaluation, not after it
+            check_record_target(json_path, overwrite=overwrite)
         spec = get_task(task)
         splits = _splits(spec, data, size, seed)
         examples = splits[split]
@@ -163,7 +176,7 @@ def evaluate(
             command=command_line(),
         )
         _print_metrics(f"{model} on {task} / {split} ({splits.source})", metrics)
-        _save(record, json_path, "eval", model, task)
+        _save(record, json_path, "eval", model, task, overwrite)
 
 
 def register(app: typer.Typer) -> None:

@@ -36,6 +36,7 @@ def prune_cmd(
     data: Annotated[Path | None, typer.Option(help="official-format task data instead of the embedded set")] = None,
     out: Annotated[Path | None, typer.Option(help="write the pruned model here")] = None,
     dense: Annotated[bool, typer.Option(help="write a plain dense HF folder instead of the compact format")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an earlier greenprune output at --out")] = False,
 ) -> None:
     """Prune MODEL's weights (random / L1; global / per-tensor; unstructured / rows / heads) and save it.
 
@@ -45,7 +46,8 @@ def prune_cmd(
     quiet_libraries()
     import json
 
-    from greenprune.measure import ResultRecord, save_json
+    from greenprune.checkpoint import check_output_target, save_hf
+    from greenprune.measure import ResultRecord
     from greenprune.models import load_model
     from greenprune.weights import WeightPruningConfig, make_permanent, prune
     from greenprune.weights.sparse_io import folder_bytes, save_sparse
@@ -53,6 +55,8 @@ def prune_cmd(
     with user_errors():
         config = WeightPruningConfig(method=method, scope=scope, granularity=granularity, sparsity=sparsity,
                                      targets=target, seed=seed)
+        if out is not None:
+            check_output_target(out, overwrite=overwrite)  # before the work, not after it
         console.print(f"[dim]loading {model} ...[/]")
         loaded = load_model(model, task=task)
         record_config: dict = {"pruning": config.as_dict()}
@@ -84,18 +88,17 @@ def prune_cmd(
         for note in report.notes:
             console.print(f"[yellow]note:[/] {note}")
         if out is not None:
-            if dense:
-                make_permanent(loaded.model)
-                loaded.model.save_pretrained(out)
-                loaded.tokenizer.save_pretrained(out)
-            else:
-                save_sparse(loaded.model, out, loaded.tokenizer)
             record = ResultRecord(model=model, method=f"weights:{method}-{scope}-{granularity}",
                                   config=record_config, metrics=metrics, command=command_line(),
                                   artifacts={"checkpoint": str(out)},
                                   notes=[f"targeted sparsity {report.sparsity:.4f}"])
-            save_json(record, out / "greenprune_record.json")
-            (out / "sparsity_report.json").write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
+            files = {"greenprune_record.json": record.model_dump_json(indent=2) + "\n",
+                     "sparsity_report.json": json.dumps(report.as_dict(), indent=2)}
+            if dense:
+                make_permanent(loaded.model)
+                save_hf(loaded.model, loaded.tokenizer, out, kind="dense", overwrite=overwrite, files=files)
+            else:
+                save_sparse(loaded.model, out, loaded.tokenizer, overwrite=overwrite, files=files)
             console.print(f"wrote {'dense' if dense else 'compact sparse'} checkpoint to {out} "
                           f"({folder_bytes(out):,} weight bytes)")
 
@@ -111,9 +114,11 @@ def quantize_cmd(
     energy: Annotated[bool, typer.Option(help="track energy/CO2 with codecarbon")] = True,
     out: Annotated[Path | None, typer.Option(help="save the fp16/bf16 model here (int8 is not savable)")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the comparisons here")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an earlier --json file or greenprune --out")] = False,
 ) -> None:
     """Quantise MODEL and measure each dtype against fp32 in this process: speed, size and (with --task) quality."""
     quiet_libraries()
+    from greenprune.checkpoint import check_output_target, check_record_target, save_hf
     from greenprune.measure import save_json
     from greenprune.models import load_model
     from greenprune.quantize import QuantizeError, compare_quantized, quantize
@@ -121,6 +126,10 @@ def quantize_cmd(
     with user_errors():
         if out is not None and (len(dtype) != 1 or dtype[0] == "int8"):
             raise QuantizeError("--out saves one fp16 or bf16 model; dynamic int8 is applied at load time instead")
+        if out is not None:
+            check_output_target(out, overwrite=overwrite)
+        if json_out is not None:
+            check_record_target(json_out, overwrite=overwrite)
         path = Path(model)
         if path.is_dir() and (path / "model.sparse.safetensors").is_file():
             from transformers import AutoTokenizer
@@ -159,14 +168,14 @@ def quantize_cmd(
         console.print(f"[dim]  {comp.verdict}[/]")
     for comp in comparisons:
         comp.baseline.command = comp.candidate.command = command_line()
-    if json_out is not None:
-        save_json(comparisons, json_out)
-        console.print(f"comparisons written to {json_out}")
-    if out is not None:
-        with user_errors():
-            quantize(net, dtype[0], inplace=True).save_pretrained(out)
-            tok.save_pretrained(out)
-        console.print(f"wrote {dtype[0]} model to {out}")
+    with user_errors():
+        if json_out is not None:
+            save_json(comparisons, json_out, overwrite=overwrite)
+            console.print(f"comparisons written to {json_out}")
+        if out is not None:
+            save_hf(quantize(net, dtype[0], inplace=True), tok, out, kind="quantized", overwrite=overwrite,
+                    extra={"dtype": dtype[0]})
+            console.print(f"wrote {dtype[0]} model to {out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from greenprune._utils import atomic_write_text
+from greenprune.checkpoint import write_text_output
 
 
 def library_versions() -> dict[str, str]:
@@ -107,13 +107,20 @@ class Comparison(BaseModel):
     rounds: int = 0
 
 
-def save_json(obj: BaseModel | list[BaseModel], path: str | os.PathLike[str]) -> Path:
-    """Write one record or a list of records atomically as JSON."""
+def save_json(
+    obj: BaseModel | list[BaseModel], path: str | os.PathLike[str], *, overwrite: bool = True, fresh: bool = False,
+    option: str = "--json",
+) -> Path:
+    """Write one record or a list of records atomically as JSON; returns the file written.
+
+    `overwrite=False` refuses to replace an existing file (`OutputError`); `fresh=True` picks a new name beside
+    it instead (`NAME-2.json`, ...), so a default record name never loses an earlier run.
+    """
     if isinstance(obj, list):
         text = json.dumps([o.model_dump(mode="json") for o in obj], indent=2)
     else:
         text = obj.model_dump_json(indent=2)
-    return atomic_write_text(path, text + "\n")
+    return write_text_output(path, text + "\n", overwrite=overwrite and not fresh, fresh=fresh, option=option)
 
 
 def load_json(path: str | os.PathLike[str]) -> ResultRecord | Comparison | list[ResultRecord | Comparison]:

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from greenprune._utils import atomic_directory, cache_dir
+from greenprune._utils import cache_dir
+from greenprune.checkpoint import save_hf
 from greenprune.errors import GreenpruneError
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -62,9 +63,7 @@ def smollm2_dir() -> Path:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     strip_gguf_quantization(model)
-    with atomic_directory(target) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+    save_hf(model, tokenizer, target, kind="cache", overwrite=True, option="cache folder")
     return target
 
 

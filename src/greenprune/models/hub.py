@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from greenprune.checkpoint import check_checkpoint_folder
 from greenprune.errors import GreenpruneError
 from greenprune.models.embedded import EMBEDDED, strip_gguf_quantization, tiny_config, tiny_tokenizer_dir
 from greenprune.models.families import Family, UnsupportedModelError, family_of, supported_model_types
@@ -216,6 +217,7 @@ def load_model(
     if path.is_file() and path.suffix == ".gguf":
         return _load_folder(path.parent, spec_str, task, num_labels, dtype, attn_implementation, gguf_file=path.name)
     if path.is_dir():
+        check_checkpoint_folder(path)  # an unfinished greenprune save, or dense and compact weights mixed
         if not (path / "config.json").is_file():
             ggufs = sorted(path.glob("*.gguf"))
             if len(ggufs) == 1:

@@ -30,7 +30,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from greenprune._utils import atomic_directory, atomic_write_text, seed_everything
+from greenprune._utils import atomic_write_text, seed_everything
+from greenprune.checkpoint import write_checkpoint
 from greenprune.errors import GreenpruneError
 from greenprune.measure.records import Comparison, ResultRecord, load_json, save_json
 from greenprune.recipe.schema import Recipe, RecipeError, Unit, expand, load_recipe, parse_recipe, step_labels
@@ -214,7 +215,7 @@ def run_unit(run_dir: str | os.PathLike[str], unit: Unit, command: str = "", *, 
                 snapshot_baseline(state)
             seed_everything(unit.seed + i)
             start = time.perf_counter()
-            with atomic_directory(ctx.out_dir) as tmp:
+            with write_checkpoint(ctx.out_dir, "recipe-step", option="step folder") as tmp:
                 ctx.out_dir = tmp
                 try:
                     output = kind.run(state, step.options, ctx)

@@ -176,11 +176,9 @@ def save_checkpoint(state: State, folder: Path) -> None:
     if state.quantized:
         raise StepError("a dynamically quantised model has no plain HF checkpoint; quantize should be a late step")
 
-    def save() -> None:
-        state.model.save_pretrained(folder, safe_serialization=True)
-        state.tokenizer.save_pretrained(folder)
+    from greenprune.checkpoint import save_hf
 
-    _with_plugins_detached(state, save)
+    _with_plugins_detached(state, lambda: save_hf(state.model, state.tokenizer, folder, kind="recipe-step"))
 
 
 def load_checkpoint(state: State, folder: Path) -> None:

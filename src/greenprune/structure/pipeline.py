@@ -142,17 +142,12 @@ class IdRemap(nn.Module):
 
 
 def save_pruned(model: nn.Module, tokenizer: Any, out: str | os.PathLike[str], card: str, report: StructureReport,
-                ) -> Path:
+                *, overwrite: bool = False) -> Path:
     """Write a plain HF folder: safetensors weights, config, tokenizer, README.md model card, structure.json."""
-    from greenprune._utils import atomic_directory, atomic_write_text
+    from greenprune.checkpoint import save_hf
 
-    out = Path(out)
-    with atomic_directory(out) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        atomic_write_text(tmp / "README.md", card)
-        atomic_write_text(tmp / "structure.json", report.to_json() + "\n")
-    return out
+    return save_hf(model, tokenizer, out, kind="structure", overwrite=overwrite,
+                   files={"README.md": card, "structure.json": report.to_json() + "\n"})
 
 
 __all__ = ["CorpusError", "IdRemap", "StructureConfig", "StructureReport", "read_corpus", "run_structure",

@@ -87,6 +87,7 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 0  # optimizer steps between evaluations; 0 → once per epoch
     output_dir: str | None = None  # best checkpoint written here (safetensors) when set
+    overwrite: bool = False  # replace an earlier greenprune checkpoint at output_dir/best
     weight_decay: float = 0.0
     warmup_ratio: float = 0.1
     grad_accum: int = 1

@@ -284,18 +284,16 @@ def train_loop(task: ClassificationTask | CausalLMTask, model: nn.Module, tokeni
     model.eval()
     checkpoint = None
     if config.output_dir:
-        checkpoint = str(save_checkpoint(model, tokenizer, Path(config.output_dir) / "best"))
+        checkpoint = str(save_checkpoint(model, tokenizer, Path(config.output_dir) / "best",
+                                         overwrite=config.overwrite))
     return FinetuneResult(model, history, best_metrics, best_step, checkpoint)
 
 
-def save_checkpoint(model: nn.Module, tokenizer: Any, folder: Path) -> Path:
+def save_checkpoint(model: nn.Module, tokenizer: Any, folder: Path, *, overwrite: bool = False) -> Path:
     """A plain HF folder (safetensors) that `from_pretrained` reloads without greenprune."""
-    from greenprune._utils import atomic_directory
+    from greenprune.checkpoint import save_hf
 
-    with atomic_directory(folder) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)  # type: ignore[operator]
-        tokenizer.save_pretrained(tmp)
-    return folder
+    return save_hf(model, tokenizer, folder, kind="finetune", overwrite=overwrite, option="--output")
 
 
 def deep_copy_model(model: nn.Module) -> nn.Module:

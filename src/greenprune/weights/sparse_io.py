@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from greenprune._utils import atomic_directory
+from greenprune.checkpoint import check_checkpoint_folder, write_checkpoint
 from greenprune.errors import GreenpruneError
 from greenprune.weights.masks import dense_state_dict
 
@@ -77,12 +78,14 @@ def _dedupe_tied(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor
 
 
 def save_sparse(
-    model: nn.Module, folder: str | os.PathLike[str], tokenizer: Any | None = None
+    model: nn.Module, folder: str | os.PathLike[str], tokenizer: Any | None = None, *, overwrite: bool = False,
+    files: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write `model` (masks folded) as a compact checkpoint folder; returns the folder.
+    """Write `model` (masks folded) as a compact checkpoint folder (plus extra text `files`); returns the folder.
 
     Any floating tensor whose bitmask + non-zero values are smaller than its dense bytes is stored compactly, so
-    the file shrinks with sparsity whatever was pruned.
+    the file shrinks with sparsity whatever was pruned. The folder goes through `write_checkpoint`: an earlier
+    greenprune output is replaced only with `overwrite`, anything else is never touched.
     """
     folder = Path(folder)
     state, tied = _dedupe_tied(dense_state_dict(model))
@@ -102,7 +105,7 @@ def save_sparse(
             entry["storage"] = "dense"
         layout[name] = entry
     metadata = {"format": FORMAT, "version": VERSION, "layout": json.dumps({"tensors": layout, "tied": tied})}
-    with atomic_directory(folder) as tmp:
+    with write_checkpoint(folder, "compact", overwrite=overwrite) as tmp:
         config = getattr(model, "config", None)
         if config is not None:
             if not getattr(config, "architectures", None):
@@ -114,6 +117,8 @@ def save_sparse(
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         save_file(tensors, tmp / WEIGHTS_NAME, metadata=metadata)
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
     return folder
 
 
@@ -156,6 +161,7 @@ def load_sparse(folder: str | os.PathLike[str]) -> nn.Module:
     from transformers import AutoConfig
 
     folder = Path(folder)
+    check_checkpoint_folder(folder)
     if not (folder / WEIGHTS_NAME).is_file():
         raise SparseCheckpointError(f"{folder}: no {WEIGHTS_NAME}; not a greenprune sparse checkpoint")
     config = AutoConfig.from_pretrained(folder)
@@ -177,13 +183,13 @@ def load_sparse(folder: str | os.PathLike[str]) -> nn.Module:
     return model
 
 
-def densify(folder: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+def densify(folder: str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Rewrite a compact checkpoint as a plain HF folder (`model.safetensors`) that loads without greenprune."""
     from transformers import AutoTokenizer
 
     model = load_sparse(folder)
     out = Path(out)
-    with atomic_directory(out) as tmp:
+    with write_checkpoint(out, "densified", overwrite=overwrite) as tmp:
         model.save_pretrained(tmp)
         with contextlib.suppress(OSError, ValueError):  # a checkpoint saved without a tokenizer
             AutoTokenizer.from_pretrained(folder).save_pretrained(tmp)
