@@ -55,7 +55,7 @@ def finetune(
     eval_every: int = typer.Option(0, "--eval-every", help="optimizer steps between validations (0: per epoch)"),
     eval_limit: int | None = typer.Option(None, "--eval-limit", help="validate on at most this many examples"),
     limit: int | None = typer.Option(None, help="test on at most this many examples"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
     output: Path | None = typer.Option(None, "--output", "-o", help="folder for the best checkpoint and record"),
     json_path: Path | None = typer.Option(None, "--json", help="where to write the result record"),
     baseline: bool = typer.Option(True, help="also score the model on the test split before fine-tuning"),
@@ -63,10 +63,12 @@ def finetune(
     """Fine-tune MODEL on a task, keep the best validation checkpoint, and record its test metrics."""
     quiet_libraries()
     with user_errors():
+        from greenprune.devices import resolve_device
         from greenprune.measure.records import ResultRecord
         from greenprune.models import load_model
         from greenprune.tasks import TrainConfig, get_task
 
+        resolve_device(device)  # a bad --device fails before data and model are loaded
         spec = get_task(task)
         splits = _splits(spec, data, size, seed)
         loaded = load_model(model, task=task)
@@ -111,7 +113,7 @@ def evaluate(
     samples: int = typer.Option(1, help="samples per problem for pass@k (1: greedy pass@1)"),
     prompt_style: str = typer.Option("auto", "--prompt-style",
                                      help="generate: completion | chat | auto (chat if the tokenizer has a template)"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
     json_path: Path | None = typer.Option(None, "--json", help="where to write the result record"),
     cost: bool = typer.Option(False, help="also measure cost (FLOPs, memory, latency, energy) on the same inputs"),
     cost_batches: int = typer.Option(4, "--cost-batches", help="batches of the split the cost is measured on"),
@@ -119,18 +121,16 @@ def evaluate(
     """Score MODEL on a task split and write the metrics (and optionally the cost) as a result record."""
     quiet_libraries()
     with user_errors():
-        import torch
-
+        from greenprune.devices import resolve_device
         from greenprune.measure.records import ResultRecord
         from greenprune.models import load_model
         from greenprune.tasks import get_task
 
+        target = resolve_device(device)  # a bad --device fails before data and model are loaded
         spec = get_task(task)
         splits = _splits(spec, data, size, seed)
         examples = splits[split]
         loaded = load_model(model, task=task)
-        target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                              ("cpu" if device == "auto" else device))
         loaded.model.to(target)
         kwargs: dict[str, Any] = {"batch_size": batch_size, "max_length": max_length, "limit": limit}
         if task == "generate":
