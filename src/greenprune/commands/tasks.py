@@ -57,7 +57,7 @@ def finetune(
     eval_every: int = typer.Option(0, "--eval-every", help="optimizer steps between validations (0: per epoch)"),
     eval_limit: int | None = typer.Option(None, "--eval-limit", help="validate on at most this many examples"),
     limit: int | None = typer.Option(None, help="test on at most this many examples"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
     output: Path | None = typer.Option(None, "--output", "-o", help="folder for the best checkpoint and record"),
     json_path: Path | None = typer.Option(None, "--json", help="where to write the result record"),
     baseline: bool = typer.Option(True, help="also score the model on the test split before fine-tuning"),
@@ -67,10 +67,12 @@ def finetune(
     quiet_libraries()
     with user_errors():
         from greenprune.checkpoint import check_output_target, check_record_target
+        from greenprune.devices import resolve_device
         from greenprune.measure.records import ResultRecord
         from greenprune.models import load_model
         from greenprune.tasks import TrainConfig, get_task
 
+        resolve_device(device)  # a bad --device fails before data and model are loaded
         record_path = json_path or (output / "result.json" if output else None)
         if output is not None:  # before the training, not after it
             check_output_target(output / "best", overwrite=overwrite, option="--output")
@@ -120,7 +122,7 @@ def evaluate(
     samples: int = typer.Option(1, help="samples per problem for pass@k (1: greedy pass@1)"),
     prompt_style: str = typer.Option("auto", "--prompt-style",
                                      help="generate: completion | chat | auto (chat if the tokenizer has a template)"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
     sandbox: str = typer.Option("auto", "--sandbox",
                                 help="generate: how generated code is contained: auto (namespaces, refused where "
                                      "they do not work) | namespaces | unsafe-limits-only (resource limits only)"),
@@ -132,21 +134,19 @@ def evaluate(
     """Score MODEL on a task split and write the metrics (and optionally the cost) as a result record."""
     quiet_libraries()
     with user_errors():
-        import torch
-
         from greenprune.checkpoint import check_record_target
+        from greenprune.devices import resolve_device
         from greenprune.measure.records import ResultRecord
         from greenprune.models import load_model
         from greenprune.tasks import get_task
 
+        target = resolve_device(device)  # a bad --device fails before data and model are loaded
         if json_path is not None:  # before the evaluation, not after it
             check_record_target(json_path, overwrite=overwrite)
         spec = get_task(task)
         splits = _splits(spec, data, size, seed)
         examples = splits[split]
         loaded = load_model(model, task=task)
-        target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                              ("cpu" if device == "auto" else device))
         loaded.model.to(target)
         kwargs: dict[str, Any] = {"batch_size": batch_size, "max_length": max_length, "limit": limit}
         if task == "generate":

@@ -18,9 +18,16 @@ import torch
 from torch import nn
 
 from greenprune.checkpoint import check_checkpoint_folder
-from greenprune.errors import GreenpruneError
+from greenprune.models.checks import (
+    ModelLoadError,
+    check_gguf,
+    check_tokenizer_files,
+    check_tokenizer_vocab,
+    check_weights_folder,
+    convert_hint,
+)
 from greenprune.models.embedded import EMBEDDED, strip_gguf_quantization, tiny_config, tiny_tokenizer_dir
-from greenprune.models.families import Family, UnsupportedModelError, family_of, supported_model_types
+from greenprune.models.families import FAMILIES, Family, UnsupportedModelError, family_of, supported_model_types
 
 HEADS = ("classification", "causal-lm", "base")
 # what each greenprune task needs as a model head
@@ -34,10 +41,6 @@ TASK_HEADS = {
     "causal-lm": "causal-lm",
     "base": "base",
 }
-
-
-class ModelLoadError(GreenpruneError, RuntimeError):
-    """A model spec could not be turned into a model; the message says what was tried."""
 
 
 @dataclass
@@ -57,12 +60,23 @@ class LoadedModel:
         yield self.tokenizer
 
 
-def head_for(task: str | None, family: Family) -> str:
+def head_for(task: str | None, family: Family, *, model_type: str | None = None, name: str | None = None) -> str:
+    """The head `task` needs; an encoder asked for an LM task is refused (its LM head would be random weights)."""
     if task is None:
         return "classification" if family.kind == "encoder" else "causal-lm"
     if task not in TASK_HEADS:
         raise ValueError(f"unknown task {task!r}; expected one of: {', '.join(sorted(TASK_HEADS))}")
-    return TASK_HEADS[task]
+    head = TASK_HEADS[task]
+    if head == "causal-lm" and family.kind != "decoder":
+        works = ", ".join(t for t, h in TASK_HEADS.items() if h != "causal-lm")
+        decoders = ", ".join(t for f in FAMILIES if f.kind == "decoder" for t in f.model_types)
+        kind = f"model type {model_type or family.name!r}"
+        who = f"{name} ({kind})" if name else kind
+        raise ModelLoadError(
+            f"{who} is an {family.kind}: task {task!r} needs a decoder LM that predicts the next token. "
+            f"An {family.kind} works with: {works}. For {task!r} use a decoder ({decoders}), e.g. smollm2-135m"
+        )
+    return head
 
 
 def _auto_class(head: str):
@@ -106,7 +120,7 @@ def _load_tiny(alias: str, task: str | None, num_labels: int, dtype: torch.dtype
 
     config = tiny_config(alias)
     family = family_of(config.model_type)
-    head = head_for(task, family)
+    head = head_for(task, family, model_type=config.model_type, name=alias)
     if head == "classification":
         config.num_labels = num_labels
     if attn is not None:
@@ -127,23 +141,54 @@ def _load_folder(
     path: Path, name: str, task: str | None, num_labels: int, dtype: torch.dtype | None, attn: str | None,
     gguf_file: str | None = None, source: str | None = None,
 ) -> LoadedModel:
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
     extra = {"gguf_file": gguf_file} if gguf_file else {}
+    if gguf_file:
+        check_gguf(path / gguf_file)  # before AutoConfig, which parses the GGUF and trips over junk
     try:
         config = AutoConfig.from_pretrained(path, **extra)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: not a Hugging Face model folder ({exc})") from exc
+        what = f"{path / gguf_file}: not a GGUF model" if gguf_file else f"{path}: not a Hugging Face model folder"
+        raise ModelLoadError(f"{what} ({exc})") from exc
     try:
         family = family_of(config.model_type)
     except UnsupportedModelError as exc:
         raise ModelLoadError(f"{name}: {exc}") from exc
-    head = head_for(task, family)
-    model = _auto_class(head).from_pretrained(path, **extra, **_load_kwargs(head, num_labels, dtype, attn))
+    head = head_for(task, family, model_type=config.model_type, name=name)
+    if not gguf_file:
+        check_weights_folder(path)
+        check_tokenizer_files(path)
+    weights = path / gguf_file if gguf_file else path
+    model = _from_pretrained(head, path, weights, **extra, **_load_kwargs(head, num_labels, dtype, attn))
     if gguf_file:
         strip_gguf_quantization(model)
-    tokenizer = AutoTokenizer.from_pretrained(path, **extra)
+    tokenizer = _tokenizer(path, weights, **extra)
+    check_tokenizer_vocab(tokenizer, model, weights)
     return _finish(model, tokenizer, name, head, source or str(path))
+
+
+def _from_pretrained(head: str, spec: str | Path, shown: str | Path, **kwargs: Any) -> nn.Module:
+    """`from_pretrained` of the head's auto class: safetensors only (no pickle fallback), errors naming `shown`."""
+    from safetensors import SafetensorError
+
+    if "gguf_file" not in kwargs:
+        kwargs["use_safetensors"] = True
+    try:
+        return _auto_class(head).from_pretrained(spec, **kwargs)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        # a hub repo with only pickle weights: transformers says it has no safetensors file
+        hint = f"; {convert_hint(spec)}" if isinstance(exc, OSError) and "safetensors" in str(exc) else ""
+        raise ModelLoadError(f"{shown}: could not load the weights ({type(exc).__name__}: {exc}){hint}") from exc
+
+
+def _tokenizer(spec: str | Path, shown: str | Path, **kwargs: Any) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(spec, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{shown}: could not load the tokenizer ({type(exc).__name__}: {exc})") from exc
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -180,14 +225,12 @@ def _load_hub(
         family_of(snapshot.model_type)
     except UnsupportedModelError as exc:
         raise ModelLoadError(f"{repo_id}: {exc}") from exc
-    from transformers import AutoTokenizer
-
     family = family_of(snapshot.model_type)
-    head = head_for(task, family)
-    model = _auto_class(head).from_pretrained(
-        repo_id, local_files_only=not online, **_load_kwargs(head, num_labels, dtype, attn)
-    )
-    tokenizer = AutoTokenizer.from_pretrained(repo_id, local_files_only=not online)
+    head = head_for(task, family, model_type=snapshot.model_type, name=repo_id)
+    model = _from_pretrained(head, repo_id, repo_id, local_files_only=not online,
+                             **_load_kwargs(head, num_labels, dtype, attn))
+    tokenizer = _tokenizer(repo_id, repo_id, local_files_only=not online)
+    check_tokenizer_vocab(tokenizer, model, repo_id)
     return _finish(model, tokenizer, repo_id, head, f"hub:{repo_id}")
 
 

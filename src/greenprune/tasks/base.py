@@ -98,9 +98,9 @@ class TrainConfig:
     max_grad_norm: float = 1.0
 
     def resolved_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        from greenprune.devices import resolve_device
+
+        return resolve_device(self.device)
 
 
 @dataclass
