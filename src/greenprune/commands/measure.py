@@ -64,6 +64,9 @@ def measure(
     from greenprune.measure.display import cost_table
 
     with user_errors():
+        from greenprune.measure.energy import check_country
+
+        country = check_country(country, "--country")  # before any model loads
         records = measure_models(
             models, task=task, batch_size=batch_size, seq_len=seq_len, batches=batches, passes=passes,
             country=country, energy=energy,

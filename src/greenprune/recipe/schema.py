@@ -218,6 +218,13 @@ class EnergySpec(_Strict):
     country: str = "USA"  # ISO 3166 alpha-3, for codecarbon's offline carbon intensity
     track: bool = True
 
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        from greenprune.measure.energy import check_country
+
+        return check_country(value)  # an unknown code would get the world average under its own name
+
 
 class Recipe(_Strict):
     """A named list of pipelines. Top-level `model`/`task`/`data`/`steps`/`grid` is shorthand for one pipeline."""
