@@ -155,3 +155,58 @@ def test_cli_rejects_a_malformed_recipe_before_any_work(tmp_path):
     assert proc.returncode == 2
     assert f"{path}:10: steps[3].alpine.alpah: unknown key" in " ".join(proc.stderr.split())
     assert not runs.exists()
+
+
+def _read_only_folder(tmp_path: Path) -> Path | None:
+    """A folder this user cannot write: a chmod 555 one (not for root), else a read-only mount such as /proc/sys."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    for folder in (locked, Path("/proc/sys")):
+        if folder.is_dir() and not os.access(folder, os.W_OK):
+            return folder
+    return None
+
+
+@pytest.mark.parametrize("case", ["below-file", "is-file", "read-only", "below-read-only"])
+def test_unusable_runs_folder_fails_before_any_work(tmp_path, monkeypatch, case):
+    from typer.testing import CliRunner
+
+    from greenprune.cli import app
+    from greenprune.recipe import runner as runner_module
+
+    started: list[str] = []
+    monkeypatch.setattr(runner_module, "_load_state", lambda unit: started.append(unit.id))
+    path = tmp_path / "toy.yaml"
+    path.write_text(RECIPE)
+    (tmp_path / "afile").write_text("not a folder")
+    if case in ("read-only", "below-read-only"):
+        locked = _read_only_folder(tmp_path)
+        if locked is None:
+            pytest.skip("no read-only folder for this user here")
+        runs = locked if case == "read-only" else locked / "runs"
+        expected = f"runs folder {runs}: " + (
+            "is read-only" if case == "read-only" else f"cannot be created: {locked} is read-only")
+    else:
+        runs = tmp_path / "afile" / "runs" if case == "below-file" else tmp_path / "afile"
+        expected = f"runs folder {runs}: " + ("is below" if case == "below-file" else "is a file")
+    result = CliRunner().invoke(app, ["run", str(path), "--runs-dir", str(runs)])
+    assert result.exit_code == 2, result.output
+    assert expected in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert started == []
+    assert (tmp_path / "afile").read_text() == "not a folder"
+    if case == "below-read-only":
+        assert not runs.exists()
+
+
+def test_resume_into_a_read_only_run_folder_fails_clearly(tmp_path, monkeypatch):
+    from greenprune.recipe import runner as runner_module
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "resolved.json").write_text(json.dumps({"recipe": {"name": "x", "pipelines": [
+        {"name": "x", "model": "tiny-bert", "task": "toy", "steps": ["evaluate"]}]}, "units": []}))
+    monkeypatch.setattr(runner_module.os, "access", lambda path, mode, **_: Path(path) != run_dir)
+    with pytest.raises(RunError, match=f"run folder {run_dir}: is read-only"):
+        resume_run(run_dir)

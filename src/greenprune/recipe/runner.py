@@ -51,10 +51,34 @@ def unit_folder(run_dir: Path, unit: Unit) -> Path:
     return run_dir / "units" / re.sub(r"[^A-Za-z0-9._=@,+-]", "_", unit.id)
 
 
+def check_writable_folder(folder: str | os.PathLike[str], what: str = "runs folder") -> None:
+    """Fail before any work if `folder` cannot be created or written: below a regular file, or read-only.
+
+    Looks at the nearest part of the path that exists (that is where `mkdir` would have to write), so nothing is
+    created here; `os.access` also sees read-only mounts.
+    """
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and not probe.is_symlink() and probe.parent != probe:
+        probe = probe.parent
+    if probe.is_symlink() and not probe.exists():
+        raise RunError(f"{what} {folder}: {probe} is a broken symbolic link")
+    if not probe.is_dir():
+        where = "is a file" if probe == folder else f"is below {probe}, which is a file"
+        raise RunError(f"{what} {folder}: {where}, not a folder; pick another folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        where = "is read-only" if probe == folder else f"cannot be created: {probe} is read-only"
+        raise RunError(f"{what} {folder}: {where} for this user; pick a writable folder")
+
+
 def new_run_dir(root: str | os.PathLike[str], name: str) -> Path:
     """A fresh `root/<name>-<time>` folder, created exclusively: two runs never get the same one."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"runs folder {root}: cannot be created ({exc.strerror or exc})") from exc
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for attempt in range(1000):
         path = root / (f"{name}-{stamp}" if attempt == 0 else f"{name}-{stamp}-{attempt}")
@@ -295,6 +319,7 @@ def run_recipe(
             raise RecipeError(f"{path}: no such recipe file")
         text = path.read_text(encoding="utf-8")
         recipe = parse_recipe(text, source)
+    check_writable_folder(root)  # before the preflight loads model configs, and long before any step runs
     units = expand(recipe)
     preflight(units)
     run_dir = start_run(recipe, text, root, source)
@@ -307,6 +332,7 @@ def resume_run(run_dir: str | os.PathLike[str], *, executor: Any = None, command
     """Continue a run after its last finished step (of every unit)."""
     run_dir = Path(run_dir)
     _recipe, units = load_run(run_dir)
+    check_writable_folder(run_dir, "run folder")
     preflight(units)
     _execute(run_dir, units, executor, command, report)
     return run_dir
@@ -325,6 +351,6 @@ def _execute(run_dir: Path, units: list[Unit], executor: Any, command: str, repo
 
 
 __all__ = [
-    "RunError", "StepResult", "finished_steps", "load_recipe", "load_run", "new_run_dir", "preflight", "resume_run",
-    "run_lock", "run_recipe", "run_unit", "start_run", "unit_folder",
+    "RunError", "StepResult", "check_writable_folder", "finished_steps", "load_recipe", "load_run", "new_run_dir",
+    "preflight", "resume_run", "run_lock", "run_recipe", "run_unit", "start_run", "unit_folder",
 ]
