@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from greenprune.errors import GreenpruneError
 
@@ -234,11 +234,31 @@ class Recipe(_Strict):
     seed: int = 0
     energy: EnergySpec = Field(default_factory=EnergySpec)
     pipelines: list[Pipeline] = Field(min_length=1)
+    # where each key was written (set by parse_recipe), so checks after validation can still say file:line
+    _source: str = PrivateAttr(default="<recipe>")
+    _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
+    _shorthand: bool = PrivateAttr(default=False)
 
     @field_validator("name")
     @classmethod
     def _slug(cls, value: str) -> str:
         return Pipeline._slug(value)
+
+    def where(self, pipeline: str, loc: tuple[str | int, ...], point: dict[str, Any] | None = None) -> str:
+        """`file:line: path` of key path `loc` inside pipeline `pipeline`, as written in the file.
+
+        With a grid `point`, a value the grid set is located at its line in the grid.
+        """
+        index = next((i for i, p in enumerate(self.pipelines) if p.name == pipeline), 0)
+        at: tuple[str | int, ...] = ("pipelines", index, *loc)
+        for key, value in (point or {}).items():
+            keyed = _parse_path(key)
+            values = self.pipelines[index].grid.get(key, [])
+            if loc[: len(keyed)] == keyed and value in values:
+                at = ("pipelines", index, "grid", key, values.index(value))
+        line = _line_of(at, self._lines)
+        path = format_path(loc if self._shorthand else ("pipelines", index, *loc))
+        return f"{self._source}:{line}: {path}" if line else f"{self._source}: {path}"
 
     @model_validator(mode="after")
     def _unique(self) -> Recipe:
@@ -494,6 +514,7 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
                     where = f"{source}:{line}" if line else source
                     path = format_path((*prefix, "grid"))
                     raise RecipeError(f"{where}: {path}[{key!r}][{j}] = {value!r}: {detail}") from exc
+    recipe._source, recipe._lines, recipe._shorthand = source, lines, shorthand
     return recipe
 
 
