@@ -372,7 +372,9 @@ def check_inputs(units: list[Unit], recipe: Recipe | None = None) -> None:
             elif isinstance(opts, RecoverStep) and opts.data != "stdlib":
                 path_ok(unit, opts.data, ("steps", i, "recover", "data"), file_only=True)
             elif isinstance(opts, AlpineStep) and not isinstance(opts.layers, str) and n is not None:
-                bad = [j for j in opts.layers if not -n <= j < n]
+                from greenprune.tokens.config import AlpineConfig
+
+                bad = AlpineConfig(layers=opts.layers).out_of_range(n)
                 if bad:
                     problems.append(f"{where(unit, ('steps', i, 'alpine', 'layers'))}: layer "
                                     f"{', '.join(map(str, bad))} is out of range for {spec.model} ({n} layers)")
