@@ -142,3 +142,13 @@ def test_a_few_aliases_still_work_and_repeated_keys_name_the_file():
     assert [s.measure.rounds for s in recipe.pipelines[0].steps] == [2, 2]
     with pytest.raises(RecipeError, match=r"^demo.yaml:2: key 'name' repeated"):
         parse_recipe("name: a\nname: b\n", "demo.yaml")
+
+
+def test_unknown_energy_country_names_file_line_and_how_to_find_codes():
+    with pytest.raises(RecipeError) as info:
+        parse_recipe(GOOD.replace("data: {size: 40}\n", "data: {size: 40}\nenergy: {country: FR}\n"), "demo.yaml")
+    message = str(info.value)
+    assert message.startswith("demo.yaml:5: energy.country: country 'FR': codecarbon has no carbon intensity")
+    assert "FRA (France)" in message and "global_energy_mix.json" in message
+    recipe = parse_recipe(GOOD.replace("data: {size: 40}\n", "data: {size: 40}\nenergy: {country: fra}\n"))
+    assert {u.country for u in expand(recipe)} == {"FRA"}
