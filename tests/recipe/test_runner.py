@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from greenprune.measure.records import Comparison, ResultRecord
-from greenprune.recipe import RunError, resume_run, run_recipe
+from greenprune.recipe import RecipeError, RunError, resume_run, run_recipe
 from greenprune.recipe.runner import finished_steps, new_run_dir, run_lock
 
 from ._toy_import import toy
@@ -155,3 +155,126 @@ def test_cli_rejects_a_malformed_recipe_before_any_work(tmp_path):
     assert proc.returncode == 2
     assert f"{path}:10: steps[3].alpine.alpah: unknown key" in " ".join(proc.stderr.split())
     assert not runs.exists()
+
+
+def _read_only_folder(tmp_path: Path) -> Path | None:
+    """A folder this user cannot write: a chmod 555 one (not for root), else a read-only mount such as /proc/sys."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    for folder in (locked, Path("/proc/sys")):
+        if folder.is_dir() and not os.access(folder, os.W_OK):
+            return folder
+    return None
+
+
+@pytest.mark.parametrize("case", ["below-file", "is-file", "read-only", "below-read-only"])
+def test_unusable_runs_folder_fails_before_any_work(tmp_path, monkeypatch, case):
+    from typer.testing import CliRunner
+
+    from greenprune.cli import app
+    from greenprune.recipe import runner as runner_module
+
+    started: list[str] = []
+    monkeypatch.setattr(runner_module, "_load_state", lambda unit: started.append(unit.id))
+    path = tmp_path / "toy.yaml"
+    path.write_text(RECIPE)
+    (tmp_path / "afile").write_text("not a folder")
+    if case in ("read-only", "below-read-only"):
+        locked = _read_only_folder(tmp_path)
+        if locked is None:
+            pytest.skip("no read-only folder for this user here")
+        runs = locked if case == "read-only" else locked / "runs"
+        expected = f"runs folder {runs}: " + (
+            "is read-only" if case == "read-only" else f"cannot be created: {locked} is read-only")
+    else:
+        runs = tmp_path / "afile" / "runs" if case == "below-file" else tmp_path / "afile"
+        expected = f"runs folder {runs}: " + ("is below" if case == "below-file" else "is a file")
+    result = CliRunner().invoke(app, ["run", str(path), "--runs-dir", str(runs)])
+    assert result.exit_code == 2, result.output
+    assert expected in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert started == []
+    assert (tmp_path / "afile").read_text() == "not a folder"
+    if case == "below-read-only":
+        assert not runs.exists()
+
+
+def test_resume_into_a_read_only_run_folder_fails_clearly(tmp_path, monkeypatch):
+    from greenprune.recipe import runner as runner_module
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "resolved.json").write_text(json.dumps({"recipe": {"name": "x", "pipelines": [
+        {"name": "x", "model": "tiny-bert", "task": "toy", "steps": ["evaluate"]}]}, "units": []}))
+    monkeypatch.setattr(runner_module.os, "access", lambda path, mode, **_: Path(path) != run_dir)
+    with pytest.raises(RunError, match=f"run folder {run_dir}: is read-only"):
+        resume_run(run_dir)
+
+
+@pytest.fixture
+def no_work(monkeypatch) -> list[str]:
+    """Spies on loading the model and on every step: the list stays empty if nothing ran."""
+    from greenprune.recipe import runner as runner_module
+    from greenprune.recipe import steps
+
+    calls: list[str] = []
+    monkeypatch.setattr(runner_module, "_load_state", lambda unit: calls.append(f"load {unit.id}"))
+    for name, kind in list(steps.REGISTRY.items()):
+        monkeypatch.setitem(steps.REGISTRY, name, steps.StepKind(
+            name, lambda state, opts, ctx, name=name: calls.append(name), kind.restore, kind.area, kind.modifies))
+    return calls
+
+
+def test_cli_alpine_layer_out_of_range_fails_before_the_finetune(tmp_path, no_work):
+    from typer.testing import CliRunner
+
+    from greenprune.cli import app
+
+    path = tmp_path / "toy.yaml"
+    path.write_text(RECIPE.replace("layers: even", "layers: [0, 99]"))
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["run", str(path), "--runs-dir", str(runs)])
+    assert result.exit_code == 2, result.output
+    assert f"{path}:10: steps[3].alpine.layers: layer 99 is out of range for tiny-bert (4 layers)" in " ".join(
+        result.output.split())
+    assert "Traceback" not in result.output
+    assert no_work == [] and not runs.exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("model: tiny-bert", "model: tiny-bertt"), "toy.yaml:2: model: could not find 'tiny-bertt'"),
+        (("model: tiny-bert", "model: ./no/such/model"), "toy.yaml:2: model: ./no/such/model: no such folder"),
+        (("task: toy", "task: toyy"), "toy.yaml:3: task: unknown task 'toyy'; known tasks:"),
+        (("data: {size: 48}", "data: {source: ./no/such/data}"),
+         "toy.yaml:4: data.source: ./no/such/data: no such file or folder"),
+        (("  - evaluate\n  - measure", "  - evaluate: {task: perplexit}\n  - measure"),
+         "toy.yaml:8: steps[1].evaluate.task: unknown task 'perplexit'"),
+        (("  - prune: {sparsity: 0.3, method: l1}", "  - structure: {layers: 4}"),
+         "toy.yaml:11: steps[4].structure.layers: cannot remove 4 layers of tiny-bert (4 layers; at least one"),
+        (("  - prune: {sparsity: 0.3, method: l1}", "  - recover: {data: no-pairs.jsonl}"),
+         "toy.yaml:11: steps[4].recover.data: no-pairs.jsonl: no such file"),
+        (("layers: even", "layers: [-5]"), "toy.yaml:10: steps[3].alpine.layers: layer -5 is out of range"),
+        (("steps:\n", "grid: {\"steps[3].alpine.layers\": [[1], [7]]}\nsteps:\n"),
+         "toy.yaml:6: steps[3].alpine.layers (grid point toyrun@layers=7): layer 7 is out of range for tiny-bert"),
+    ],
+)
+def test_recipe_inputs_are_checked_before_the_run_folder_exists(tmp_path, no_work, edit, expected):
+    old, new = edit
+    assert old in RECIPE
+    path = tmp_path / "toy.yaml"
+    path.write_text(RECIPE.replace(old, new, 1))
+    with pytest.raises(RecipeError) as info:
+        run_recipe(path, root=tmp_path / "runs")
+    assert f"{tmp_path}/{expected}" in str(info.value), str(info.value)
+    assert no_work == [] and not (tmp_path / "runs").exists()
+
+
+def test_good_layer_indices_pass_the_preflight(tmp_path):
+    from greenprune.recipe import expand, parse_recipe
+    from greenprune.recipe.runner import check_inputs
+
+    recipe = parse_recipe(RECIPE.replace("layers: even", "layers: [0, 3, -1]"), "toy.yaml")
+    check_inputs(expand(recipe), recipe)

@@ -105,3 +105,50 @@ def test_shipped_recipes_validate():
     for path in files:
         recipe = load_recipe(path)
         assert expand(recipe)
+
+
+def _laughs(levels: int, width: int = 9) -> str:
+    """A 'billion laughs' recipe: each anchor repeats the one before it `width` times (width**levels strings)."""
+    lines = ["name: bomb", "model: tiny-bert", "task: defect", "steps: [evaluate]",
+             f"l0: &l0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused_quickly_with_file_and_line():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(RecipeError) as info:
+        parse_recipe(_laughs(9), "bomb.yaml")  # 9**10 strings if expanded
+    assert time.perf_counter() - start < 5
+    # l0..l4 (lines 5-9) expand to 10 + 91 + 820 + 7381 + 66430 values; the first *l4 of l5 crosses 100,000
+    assert str(info.value).startswith("bomb.yaml:10: the YAML aliases (here *l4) expand the recipe to more than")
+
+
+def test_too_many_aliases_and_self_reference_are_refused():
+    many = "name: x\nmodel: tiny-bert\ntask: defect\nsteps: [evaluate]\nv: &v 1\nl: [" + ", ".join(["*v"] * 101) + "]\n"
+    with pytest.raises(RecipeError, match=r"^many.yaml:6: more than 100 YAML aliases \(\*v\)"):
+        parse_recipe(many, "many.yaml")
+    with pytest.raises(RecipeError, match=r"^self.yaml:3: the YAML alias \*a refers to itself"):
+        parse_recipe("name: x\nloop: &a [1,\n  *a]\n", "self.yaml")
+    with pytest.raises(RecipeError, match=r"^deep\.yaml: the YAML is nested too deeply"):
+        parse_recipe("name: x\nv: " + "[" * 5000 + "]" * 5000 + "\n", "deep.yaml")
+
+
+def test_a_few_aliases_still_work_and_repeated_keys_name_the_file():
+    text = "name: x\nmodel: tiny-bert\ntask: defect\nsteps:\n  - measure: &m {rounds: 2}\n  - measure: *m\n"
+    recipe = parse_recipe(text, "demo.yaml")
+    assert [s.measure.rounds for s in recipe.pipelines[0].steps] == [2, 2]
+    with pytest.raises(RecipeError, match=r"^demo.yaml:2: key 'name' repeated"):
+        parse_recipe("name: a\nname: b\n", "demo.yaml")
+
+
+def test_unknown_energy_country_names_file_line_and_how_to_find_codes():
+    with pytest.raises(RecipeError) as info:
+        parse_recipe(GOOD.replace("data: {size: 40}\n", "data: {size: 40}\nenergy: {country: FR}\n"), "demo.yaml")
+    message = str(info.value)
+    assert message.startswith("demo.yaml:5: energy.country: country 'FR': codecarbon has no carbon intensity")
+    assert "FRA (France)" in message and "global_energy_mix.json" in message
+    recipe = parse_recipe(GOOD.replace("data: {size: 40}\n", "data: {size: 40}\nenergy: {country: fra}\n"))
+    assert {u.country for u in expand(recipe)} == {"FRA"}

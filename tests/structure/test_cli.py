@@ -35,3 +35,28 @@ def test_structure_cli_rejects_bad_metric(tmp_path) -> None:
                                       "--no-measure", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
     assert "--metric" in result.output
+
+
+def test_structure_cli_with_nothing_to_prune_fails_before_loading(tmp_path, monkeypatch) -> None:
+    import greenprune.models
+
+    loads: list[str] = []
+    monkeypatch.setattr(greenprune.models, "load_model", lambda spec, **_: loads.append(spec))
+    for extra in ([], ["--layers", "0", "--ffn", "0", "--kv-groups", "0"]):
+        out = tmp_path / "x"
+        result = CliRunner().invoke(app, ["structure", "tiny-llama", *extra, "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        message = " ".join(result.output.split())
+        assert "greenprune structure tiny-llama: nothing to prune" in message and "--layers N" in message
+        assert "Traceback" not in result.output
+        assert not out.exists() and loads == []
+
+
+def test_structure_config_with_every_step_off_is_refused() -> None:
+    import pytest
+
+    from greenprune.structure.pipeline import NothingToPruneError, StructureConfig
+
+    with pytest.raises(NothingToPruneError, match="nothing to prune"):
+        StructureConfig()
+    assert StructureConfig(ffn=0.25).ffn == 0.25

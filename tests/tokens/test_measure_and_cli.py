@@ -84,3 +84,27 @@ def test_cli_alpine_rejects_a_generation_task_with_one_line(tmp_path):
                                       "-o", str(tmp_path)])
     assert result.exit_code == 2
     assert "summarize" in result.output and "Traceback" not in result.output
+
+
+def test_cli_alpine_layer_out_of_range_fails_before_the_baseline_finetune(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import greenprune.models
+    from greenprune.cli import app
+    from greenprune.tasks import get_task
+
+    calls: list[str] = []
+    monkeypatch.setattr(greenprune.models, "load_model", lambda spec, **_: calls.append(f"load {spec}"))
+    monkeypatch.setattr(type(get_task("defect")), "finetune", lambda *a, **k: calls.append("finetune"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["alpine", "tiny-bert", "--layers", "0,99", "--finetune", "--size", "40",
+                                      "--no-energy", "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "--layers 0,99: layer 99 is out of range for tiny-bert (4 layers" in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert calls == [] and not out.exists()
+
+
+def test_out_of_range_indices_are_listed_without_a_model():
+    assert AlpineConfig(layers=[0, -4, 3, 4, -5]).out_of_range(4) == [4, -5]
+    assert AlpineConfig(layers="all").out_of_range(4) == []

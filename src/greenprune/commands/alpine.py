@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from greenprune.commands._common import command_line, console, quiet_libraries, user_errors
+
+if TYPE_CHECKING:
+    from greenprune.tokens.config import AlpineConfig
 
 
 def _layers(value: str) -> str | list[int]:
@@ -16,6 +20,20 @@ def _layers(value: str) -> str | list[int]:
         return [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
         raise typer.BadParameter(f"--layers {value!r}: use none|all|odd|even or indices like 0,2,4") from None
+
+
+def _check_layers(config: AlpineConfig, layers: str, model: str) -> None:
+    """Layer indices the model does not have, found from its config alone (no weights, no fine-tune)."""
+    from greenprune.models.config import model_config, num_layers
+    from greenprune.tokens.config import AlpineError
+
+    if isinstance(config.layers, str):
+        return
+    n = num_layers(model_config(model))
+    bad = config.out_of_range(n)
+    if bad:
+        raise AlpineError(f"--layers {layers}: layer {', '.join(map(str, bad))} is out of range for {model} "
+                          f"({n} layers: 0..{n - 1}, or -1..-{n} from the end)")
 
 
 def alpine(
@@ -51,6 +69,7 @@ def alpine(
         from greenprune.tokens.experiment import AlpineExperiment, Protocol, save_experiment, static_ratio_matching
 
         config = AlpineConfig(layers=_layers(layers), alpha=alpha, rule=rule, ratio=ratio, merge=merge)  # type: ignore[arg-type]
+        _check_layers(config, layers, model)  # before the baseline is loaded and fine-tuned
         if finetune_alpine and not finetune:
             raise typer.BadParameter("--finetune-alpine needs --finetune")
         protocol = Protocol(task=task, data=data, size=size, seed=seed, finetune=finetune, epochs=epochs, lr=lr,

@@ -65,6 +65,9 @@ def measure(
     from greenprune.measure.display import cost_table
 
     with user_errors():
+        from greenprune.measure.energy import check_country
+
+        country = check_country(country, "--country")  # before any model loads
         if json_out is not None:
             from greenprune.checkpoint import check_record_target
 

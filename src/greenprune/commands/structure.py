@@ -81,10 +81,20 @@ def structure(
         from greenprune.recover import RecoveryConfig, load_pairs, recover, stdlib_pairs
         from greenprune.structure.card import model_card
         from greenprune.structure.layers import METRICS, LayerPruningError
-        from greenprune.structure.pipeline import StructureConfig, read_corpus, run_structure, save_pruned
+        from greenprune.structure.pipeline import (
+            NothingToPruneError,
+            StructureConfig,
+            read_corpus,
+            run_structure,
+            save_pruned,
+        )
 
         if metric not in METRICS:
             raise LayerPruningError(f"--metric {metric!r}: expected one of {', '.join(METRICS)}")
+        if not (vocab or layers or ffn or kv_groups):  # before the model loads: it would be written out unchanged
+            raise NothingToPruneError(
+                f"greenprune structure {model}: nothing to prune; give --vocab CORPUS, --layers N, "
+                "--ffn FRACTION or --kv-groups N (all are off or 0)")
         target = out or Path(f"{Path(model).name}-structured")
         check_output_target(target, overwrite=overwrite)  # before the work, not after it
         loaded = load_model(model, task="causal-lm")

@@ -7,14 +7,73 @@ recorded beside every number so nobody mistakes an estimate for a reading.
 from __future__ import annotations
 
 import contextlib
+import difflib
+import functools
+import importlib.util
+import json
 import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from greenprune.errors import GreenpruneError
+
 DEFAULT_COUNTRY = os.environ.get("GREENPRUNE_COUNTRY", "USA")
+# where codecarbon keeps the energy mix of every country it knows (inside its package)
+ENERGY_MIX_FILE = Path("data", "private_infra", "global_energy_mix.json")
+
+
+class CountryError(GreenpruneError, ValueError):
+    """A country code codecarbon has no carbon intensity for (it would silently use the world average)."""
+
+
+def energy_mix_path() -> Path | None:
+    """codecarbon's energy-mix file, located without importing codecarbon (slow, pulls pandas); None if absent."""
+    spec = importlib.util.find_spec("codecarbon")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / ENERGY_MIX_FILE
+    return path if path.is_file() else None
+
+
+@functools.lru_cache(maxsize=1)
+def known_countries() -> dict[str, str]:
+    """ISO 3166-1 alpha-3 code → country name, for every country codecarbon's offline tracker has data for."""
+    path = energy_mix_path()
+    if path is None:
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {code: str(entry.get("country_name", code)) for code, entry in data.items()}
+
+
+def check_country(code: str, what: str = "country") -> str:
+    """The canonical (upper-case) code for `code`, or a CountryError saying how to find a valid one.
+
+    codecarbon looks a code up as given and, when it is missing (a typo, a 2-letter code, lower case), logs a
+    warning and computes CO2 with the world-average intensity, which would then be stored under the requested
+    name. Without codecarbon there is nothing to look up (energy is reported unavailable), so any code passes.
+    """
+    known = known_countries()
+    if not known:
+        return code
+    canonical = code.strip().upper()
+    if canonical in known:
+        return canonical
+    typed = code.strip().lower()
+    by_name = {name.lower(): iso for iso, name in known.items()}
+    guesses = [by_name[typed]] if typed in by_name else []  # a country name instead of its code
+    guesses += difflib.get_close_matches(canonical, list(known), n=3, cutoff=0.6)
+    guesses += [by_name[n] for n in difflib.get_close_matches(typed, list(by_name), n=2, cutoff=0.75)]
+    hint = ", ".join(f"{iso} ({known[iso]})" for iso in dict.fromkeys(guesses))
+    raise CountryError(
+        f"{what} {code!r}: codecarbon has no carbon intensity for this country code"
+        + (f" (did you mean {hint}?)" if hint else "")
+        + f". Use an ISO 3166-1 alpha-3 code such as USA, FRA, DEU or IND; the {len(known)} known codes are the "
+        f"keys of {energy_mix_path()}"
+    )
 
 
 @dataclass
@@ -33,6 +92,10 @@ class EnergyTracker:
     method: str = ""
     readings: dict[str, EnergyReading] = field(default_factory=dict)
     _tracker: Any = None
+
+    def __post_init__(self) -> None:
+        if self.enabled:  # before any work: an unknown code would silently get the world-average intensity
+            self.country = check_country(self.country)
 
     def __enter__(self) -> EnergyTracker:
         if not self.enabled:

@@ -34,7 +34,20 @@ from greenprune._utils import atomic_write_text, seed_everything
 from greenprune.checkpoint import write_checkpoint
 from greenprune.errors import GreenpruneError
 from greenprune.measure.records import Comparison, ResultRecord, load_json, save_json
-from greenprune.recipe.schema import Recipe, RecipeError, Unit, expand, load_recipe, parse_recipe, step_labels
+from greenprune.recipe.schema import (
+    AlpineStep,
+    EvaluateStep,
+    Recipe,
+    RecipeError,
+    RecoverStep,
+    StructureStep,
+    Unit,
+    expand,
+    format_path,
+    load_recipe,
+    parse_recipe,
+    step_labels,
+)
 from greenprune.recipe.steps import REGISTRY, State, StepContext, StepError, replay, resolve_task, snapshot_baseline
 
 STEP_DIR_RE = re.compile(r"^(\d{2,})-([a-z]+)$")
@@ -52,10 +65,34 @@ def unit_folder(run_dir: Path, unit: Unit) -> Path:
     return run_dir / "units" / re.sub(r"[^A-Za-z0-9._=@,+-]", "_", unit.id)
 
 
+def check_writable_folder(folder: str | os.PathLike[str], what: str = "runs folder") -> None:
+    """Fail before any work if `folder` cannot be created or written: below a regular file, or read-only.
+
+    Looks at the nearest part of the path that exists (that is where `mkdir` would have to write), so nothing is
+    created here; `os.access` also sees read-only mounts.
+    """
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and not probe.is_symlink() and probe.parent != probe:
+        probe = probe.parent
+    if probe.is_symlink() and not probe.exists():
+        raise RunError(f"{what} {folder}: {probe} is a broken symbolic link")
+    if not probe.is_dir():
+        where = "is a file" if probe == folder else f"is below {probe}, which is a file"
+        raise RunError(f"{what} {folder}: {where}, not a folder; pick another folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        where = "is read-only" if probe == folder else f"cannot be created: {probe} is read-only"
+        raise RunError(f"{what} {folder}: {where} for this user; pick a writable folder")
+
+
 def new_run_dir(root: str | os.PathLike[str], name: str) -> Path:
     """A fresh `root/<name>-<time>` folder, created exclusively: two runs never get the same one."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"runs folder {root}: cannot be created ({exc.strerror or exc})") from exc
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for attempt in range(1000):
         path = root / (f"{name}-{stamp}" if attempt == 0 else f"{name}-{stamp}-{attempt}")
@@ -262,8 +299,9 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[Recipe, list[Unit]]:
     return recipe, [Unit.model_validate(u) for u in data["units"]]
 
 
-def preflight(units: list[Unit]) -> None:
-    """Fail before any work if a step's area is missing from this installation."""
+def preflight(units: list[Unit], recipe: Recipe | None = None) -> None:
+    """Fail before any work if a step's area is missing from this installation, or (see `check_inputs`) if a
+    model, task, data path or layer range of the recipe cannot work."""
     import importlib
 
     problems = []
@@ -276,6 +314,76 @@ def preflight(units: list[Unit]) -> None:
                 problems.append(f"{unit.id}: steps[{i}].{step.kind} needs {area}, which is not available ({exc})")
     if problems:
         raise RunError("cannot run this recipe here:\n" + "\n".join(sorted(set(problems))))
+    check_inputs(units, recipe)
+
+
+def _looks_like_hub_id(source: str) -> bool:
+    try:
+        from greenprune.tasks.formats import looks_like_hub_id
+    except ImportError:
+        return False
+    return looks_like_hub_id(source)
+
+
+def check_inputs(units: list[Unit], recipe: Recipe | None = None) -> None:
+    """What validation alone cannot see, checked in seconds before the run folder exists: the model resolves (its
+    config only, no weights), tasks are known, data paths exist, layer indices and counts fit the model.
+
+    Every problem is reported as `file:line: key path: message` (with `recipe` from `parse_recipe`).
+    """
+    from greenprune.models.config import model_config, num_layers
+
+    problems: list[str] = []
+    configs: dict[str, Any] = {}
+
+    def where(unit: Unit, loc: tuple[str | int, ...]) -> str:
+        text = recipe.where(unit.pipeline, loc, unit.point) if recipe is not None else f"{unit.id}: {format_path(loc)}"
+        return text + (f" (grid point {unit.id})" if unit.point else "")
+
+    def task_ok(unit: Unit, name: str, loc: tuple[str | int, ...]) -> None:
+        try:
+            resolve_task(name)
+        except (GreenpruneError, KeyError, ValueError) as exc:
+            problems.append(f"{where(unit, loc)}: {exc.args[0] if exc.args else exc}")  # KeyError's str() quotes
+
+    def path_ok(unit: Unit, source: str, loc: tuple[str | int, ...], *, file_only: bool = False) -> None:
+        path = Path(source).expanduser()
+        if file_only and not path.is_file():
+            problems.append(f"{where(unit, loc)}: {source}: no such file")
+        elif not file_only and not path.exists() and not _looks_like_hub_id(source):  # a hub id loads online
+            problems.append(f"{where(unit, loc)}: {source}: no such file or folder")
+
+    for unit in units:
+        spec = unit.spec
+        if spec.model not in configs:
+            try:
+                configs[spec.model] = model_config(spec.model)
+            except GreenpruneError as exc:
+                configs[spec.model] = None
+                problems.append(f"{where(unit, ('model',))}: {exc}")
+        task_ok(unit, spec.task, ("task",))
+        if spec.data.source != "embedded":
+            path_ok(unit, spec.data.source, ("data", "source"))
+        config = configs[spec.model]
+        n = num_layers(config) if config is not None else None
+        for i, step in enumerate(spec.steps):
+            opts = step.options
+            if isinstance(opts, EvaluateStep) and opts.task is not None:
+                task_ok(unit, opts.task, ("steps", i, "evaluate", "task"))
+            elif isinstance(opts, RecoverStep) and opts.data != "stdlib":
+                path_ok(unit, opts.data, ("steps", i, "recover", "data"), file_only=True)
+            elif isinstance(opts, AlpineStep) and not isinstance(opts.layers, str) and n is not None:
+                from greenprune.tokens.config import AlpineConfig
+
+                bad = AlpineConfig(layers=opts.layers).out_of_range(n)
+                if bad:
+                    problems.append(f"{where(unit, ('steps', i, 'alpine', 'layers'))}: layer "
+                                    f"{', '.join(map(str, bad))} is out of range for {spec.model} ({n} layers)")
+            elif isinstance(opts, StructureStep) and opts.layers and n is not None and opts.layers >= n:
+                problems.append(f"{where(unit, ('steps', i, 'structure', 'layers'))}: cannot remove {opts.layers} "
+                                f"layers of {spec.model} ({n} layers; at least one must stay)")
+    if problems:
+        raise RecipeError("\n".join(dict.fromkeys(problems)))
 
 
 def run_recipe(
@@ -296,8 +404,9 @@ def run_recipe(
             raise RecipeError(f"{path}: no such recipe file")
         text = path.read_text(encoding="utf-8")
         recipe = parse_recipe(text, source)
+    check_writable_folder(root)  # before the preflight loads model configs, and long before any step runs
     units = expand(recipe)
-    preflight(units)
+    preflight(units, recipe)
     run_dir = start_run(recipe, text, root, source)
     _execute(run_dir, units, executor, command, report)
     return run_dir
@@ -307,8 +416,11 @@ def resume_run(run_dir: str | os.PathLike[str], *, executor: Any = None, command
                ) -> Path:
     """Continue a run after its last finished step (of every unit)."""
     run_dir = Path(run_dir)
-    _recipe, units = load_run(run_dir)
-    preflight(units)
+    recipe, units = load_run(run_dir)
+    check_writable_folder(run_dir, "run folder")
+    with contextlib.suppress(GreenpruneError, OSError):  # the file as written, for file:line in preflight errors
+        recipe = parse_recipe((run_dir / "recipe.yaml").read_text(encoding="utf-8"), str(run_dir / "recipe.yaml"))
+    preflight(units, recipe)
     _execute(run_dir, units, executor, command, report)
     return run_dir
 
@@ -326,6 +438,6 @@ def _execute(run_dir: Path, units: list[Unit], executor: Any, command: str, repo
 
 
 __all__ = [
-    "RunError", "StepResult", "finished_steps", "load_recipe", "load_run", "new_run_dir", "preflight", "resume_run",
-    "run_lock", "run_recipe", "run_unit", "start_run", "unit_folder",
+    "RunError", "StepResult", "check_inputs", "check_writable_folder", "finished_steps", "load_recipe", "load_run",
+    "new_run_dir", "preflight", "resume_run", "run_lock", "run_recipe", "run_unit", "start_run", "unit_folder",
 ]

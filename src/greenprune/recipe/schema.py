@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from greenprune.errors import GreenpruneError
 
@@ -219,6 +219,13 @@ class EnergySpec(_Strict):
     country: str = "USA"  # ISO 3166 alpha-3, for codecarbon's offline carbon intensity
     track: bool = True
 
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        from greenprune.measure.energy import check_country
+
+        return check_country(value)  # an unknown code would get the world average under its own name
+
 
 class Recipe(_Strict):
     """A named list of pipelines. Top-level `model`/`task`/`data`/`steps`/`grid` is shorthand for one pipeline."""
@@ -228,11 +235,31 @@ class Recipe(_Strict):
     seed: int = 0
     energy: EnergySpec = Field(default_factory=EnergySpec)
     pipelines: list[Pipeline] = Field(min_length=1)
+    # where each key was written (set by parse_recipe), so checks after validation can still say file:line
+    _source: str = PrivateAttr(default="<recipe>")
+    _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
+    _shorthand: bool = PrivateAttr(default=False)
 
     @field_validator("name")
     @classmethod
     def _slug(cls, value: str) -> str:
         return Pipeline._slug(value)
+
+    def where(self, pipeline: str, loc: tuple[str | int, ...], point: dict[str, Any] | None = None) -> str:
+        """`file:line: path` of key path `loc` inside pipeline `pipeline`, as written in the file.
+
+        With a grid `point`, a value the grid set is located at its line in the grid.
+        """
+        index = next((i for i, p in enumerate(self.pipelines) if p.name == pipeline), 0)
+        at: tuple[str | int, ...] = ("pipelines", index, *loc)
+        for key, value in (point or {}).items():
+            keyed = _parse_path(key)
+            values = self.pipelines[index].grid.get(key, [])
+            if loc[: len(keyed)] == keyed and value in values:
+                at = ("pipelines", index, "grid", key, values.index(value))
+        line = _line_of(at, self._lines)
+        path = format_path(loc if self._shorthand else ("pipelines", index, *loc))
+        return f"{self._source}:{line}: {path}" if line else f"{self._source}: {path}"
 
     @model_validator(mode="after")
     def _unique(self) -> Recipe:
@@ -319,19 +346,83 @@ def _set_path(data: Any, path: tuple[str | int, ...], value: Any, key: str) -> N
 
 # ---------------------------------------------------------------- YAML with line numbers
 
+# YAML aliases (`*name`) reuse an anchor's node, so nested aliases ("billion laughs": each level repeats the one
+# before it) expand exponentially when the node graph becomes plain data; real recipes need a handful of aliases
+MAX_ALIASES = 100
+MAX_VALUES = 100_000  # scalars, lists and mappings after alias expansion
 
-def _to_python(node: yaml.Node, loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> Any:
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that counts aliases and the size they expand to while composing, and refuses past the bounds."""
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__(text)
+        self.source = source
+        self.aliases = 0
+        self.values = 0  # values of the expanded document composed so far
+        self._sizes: dict[int, int] = {}
+
+    def _size(self, node: yaml.Node) -> int:
+        """Values `node` expands to (memoised per node, so shared subtrees are counted in linear time)."""
+        size = self._sizes.get(id(node))
+        if size is None:
+            if isinstance(node, yaml.SequenceNode):
+                size = 1 + sum(self._size(item) for item in node.value)
+            elif isinstance(node, yaml.MappingNode):
+                size = 1 + sum(self._size(k) + self._size(v) for k, v in node.value)
+            else:
+                size = 1
+            self._sizes[id(node)] = size
+        return size
+
+    def _refuse(self, mark: yaml.Mark, why: str) -> RecipeError:
+        return RecipeError(f"{self.source}:{mark.line + 1}: {why}; refusing to expand it")
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if not self.check_event(yaml.AliasEvent):
+            self.values += 1
+            return super().compose_node(parent, index)
+        event = self.peek_event()
+        self.aliases += 1
+        if self.aliases > MAX_ALIASES:
+            raise self._refuse(event.start_mark, f"more than {MAX_ALIASES} YAML aliases (*{event.anchor})")
+        target = self.anchors.get(event.anchor)
+        if target is not None and target.end_mark is None:  # still being composed: it would contain itself
+            raise self._refuse(event.start_mark, f"the YAML alias *{event.anchor} refers to itself")
+        node = super().compose_node(parent, index)
+        self.values += self._size(node)
+        if self.values > MAX_VALUES:
+            raise self._refuse(event.start_mark, f"the YAML aliases (here *{event.anchor}) expand the recipe to more "
+                                                 f"than {MAX_VALUES:,} values")
+        return node
+
+
+def _compose(text: str, source: str) -> yaml.Node | None:
+    """The YAML node graph of `text`, with aliases and their expansion bounded (see `MAX_ALIASES`)."""
+    loader = _BoundedLoader(text, source)
+    try:
+        return loader.get_single_node()
+    except RecursionError as exc:
+        raise RecipeError(f"{source}: the YAML is nested too deeply") from exc
+    finally:
+        loader.dispose()
+
+
+def _to_python(
+    node: yaml.Node, loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int], source: str = "<recipe>"
+) -> Any:
     lines[loc] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = yaml.constructor.SafeConstructor().construct_object(key_node, deep=True)
             if key in out:
-                raise RecipeError(f"line {key_node.start_mark.line + 1}: key {format_path((*loc, key))!r} repeated")
-            out[key] = _to_python(value_node, (*loc, key), lines)
+                raise RecipeError(
+                    f"{source}:{key_node.start_mark.line + 1}: key {format_path((*loc, key))!r} repeated")
+            out[key] = _to_python(value_node, (*loc, key), lines, source)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_to_python(item, (*loc, i), lines) for i, item in enumerate(node.value)]
+        return [_to_python(item, (*loc, i), lines, source) for i, item in enumerate(node.value)]
     return yaml.constructor.SafeConstructor().construct_object(node)
 
 
@@ -380,13 +471,13 @@ def _format_errors(
 def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
     """Validate recipe YAML text; every problem is reported as `source:line: path: message`."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text, source)
     except yaml.YAMLError as exc:
         raise RecipeError(f"{source}: not valid YAML: {exc}") from exc
     if node is None:
         raise RecipeError(f"{source}: empty recipe")
     lines: dict[tuple[str | int, ...], int] = {}
-    data = _to_python(node, (), lines)
+    data = _to_python(node, (), lines, source)
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: a recipe is a mapping (name, model, task, steps, ...)")
     try:
@@ -424,6 +515,7 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
                     where = f"{source}:{line}" if line else source
                     path = format_path((*prefix, "grid"))
                     raise RecipeError(f"{where}: {path}[{key!r}][{j}] = {value!r}: {detail}") from exc
+    recipe._source, recipe._lines, recipe._shorthand = source, lines, shorthand
     return recipe
 
 

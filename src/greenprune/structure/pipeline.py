@@ -33,6 +33,10 @@ class CorpusError(GreenpruneError, ValueError):
     """A vocabulary corpus that cannot be read."""
 
 
+class NothingToPruneError(GreenpruneError, ValueError):
+    """A structural-pruning run with every step off: it would write the model out unchanged."""
+
+
 @dataclass(frozen=True)
 class StructureConfig:
     """Which structural steps to run. `None`/0 skips a step."""
@@ -49,6 +53,11 @@ class StructureConfig:
     calib_batches: int = 8
     calib_batch_size: int = 4
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (self.vocab_corpus or self.layers or self.ffn or self.kv_groups):
+            raise NothingToPruneError(
+                "StructureConfig: nothing to prune; set vocab_corpus, layers, ffn or kv_groups (all are off or 0)")
 
 
 @dataclass
@@ -150,5 +159,5 @@ def save_pruned(model: nn.Module, tokenizer: Any, out: str | os.PathLike[str], c
                    files={"README.md": card, "structure.json": report.to_json() + "\n"})
 
 
-__all__ = ["CorpusError", "IdRemap", "StructureConfig", "StructureReport", "read_corpus", "run_structure",
-           "save_pruned"]
+__all__ = ["CorpusError", "IdRemap", "NothingToPruneError", "StructureConfig", "StructureReport", "read_corpus",
+           "run_structure", "save_pruned"]

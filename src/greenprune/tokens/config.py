@@ -68,16 +68,20 @@ class AlpineConfig:
             return list(range(0, num_layers, 2))
         if self.layers == "odd":
             return list(range(1, num_layers, 2))
-        resolved = []
-        for i in self.layers:  # type: ignore[union-attr]
-            j = i + num_layers if i < 0 else i
-            if not 0 <= j < num_layers:
-                raise AlpineError(
-                    f"AlpineConfig(layers={list(self.layers)}): layer {i} is out of range for a model with "
-                    f"{num_layers} layers"
-                )
-            resolved.append(j)
-        return sorted(set(resolved))
+        bad = self.out_of_range(num_layers)
+        if bad:
+            raise AlpineError(
+                f"AlpineConfig(layers={list(self.layers)}): layer {', '.join(map(str, bad))} is out of range for a "
+                f"model with {num_layers} layers"
+            )
+        return sorted({i + num_layers if i < 0 else i for i in self.layers})  # type: ignore[union-attr]
+
+    def out_of_range(self, num_layers: int) -> list[int]:
+        """Explicit layer indices a model with `num_layers` layers does not have (negative ones count from the end);
+        checkable from the model's config alone, before anything is loaded or fine-tuned."""
+        if isinstance(self.layers, str):
+            return []
+        return [i for i in self.layers if not -num_layers <= i < num_layers]
 
     def describe(self) -> dict[str, object]:
         """A JSON-friendly summary for result records."""

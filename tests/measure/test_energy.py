@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from greenprune.cli import app
+from greenprune.measure.energy import CountryError, EnergyTracker, check_country, known_countries
+
+runner = CliRunner()
+
+
+def test_known_countries_come_from_codecarbons_data():
+    known = known_countries()
+    assert len(known) > 100 and known["FRA"] == "France" and "USA" in known
+
+
+@pytest.mark.parametrize(("code", "canonical"), [("USA", "USA"), ("fra", "FRA"), (" deu ", "DEU")])
+def test_known_codes_pass_in_canonical_form(code, canonical):
+    assert check_country(code) == canonical
+
+
+@pytest.mark.parametrize(("code", "hint"), [("XXX", None), ("France", "FRA (France)"), ("US", "USA (United States)")])
+def test_unknown_country_is_refused_with_how_to_find_codes(code, hint):
+    with pytest.raises(CountryError) as info:
+        check_country(code, "--country")
+    message = str(info.value)
+    assert f"--country {code!r}" in message and "global_energy_mix.json" in message and "alpha-3" in message
+    if hint:
+        assert hint in message
+
+
+def test_tracker_never_stores_the_world_average_under_an_unknown_name():
+    # codecarbon itself only logs a warning and uses the world average for an unknown code
+    with pytest.raises(CountryError, match="'XXX'"):
+        EnergyTracker(country="XXX")
+    assert EnergyTracker(country="XXX", enabled=False).country == "XXX"  # unused when energy is off
+
+
+def test_measure_cli_refuses_an_unknown_country_before_loading(monkeypatch):
+    import greenprune.models
+
+    loads: list[str] = []
+    monkeypatch.setattr(greenprune.models, "load_model", lambda spec, **_: loads.append(spec))
+    result = runner.invoke(app, ["measure", "tiny-bert", "--country", "XXX", "--batches", "1", "--passes", "1"])
+    assert result.exit_code == 2, result.output
+    assert "--country 'XXX'" in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert loads == []
