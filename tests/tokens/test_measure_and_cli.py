@@ -84,3 +84,18 @@ def test_cli_alpine_rejects_a_generation_task_with_one_line(tmp_path):
                                       "-o", str(tmp_path)])
     assert result.exit_code == 2
     assert "summarize" in result.output and "Traceback" not in result.output
+
+
+def test_cli_alpine_max_length_beyond_positions_and_zero_sizes(tmp_path):
+    from typer.testing import CliRunner
+
+    from greenprune.cli import app
+
+    result = CliRunner().invoke(app, ["alpine", "tiny-bert", "--max-length", "1000", "--no-energy",
+                                      "-o", str(tmp_path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "max_length 1000 is longer than tiny-bert can take: 512 positions" in " ".join(result.output.split())
+    assert list(tmp_path.iterdir()) == []
+    for option in ("--batch-size", "--max-length", "--rounds", "--cost-batches"):
+        result = CliRunner().invoke(app, ["alpine", "tiny-bert", option, "0"])
+        assert result.exit_code == 2 and f"Invalid value for '{option}'" in " ".join(result.output.split())
