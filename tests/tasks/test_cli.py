@@ -84,7 +84,8 @@ def test_non_utf8_data_names_file_line_and_offset(tmp_path):
     for split in ("train", "valid"):
         (tmp_path / f"{split}.jsonl").write_text((FIX / "devign" / f"{split}.jsonl").read_text())
     (tmp_path / "test.jsonl").write_bytes(b'{"func": "int f(\x80);", "target": 0}\n')
-    result = runner.invoke(app, ["eval", "tiny-bert", "--task", "defect", "--data", str(tmp_path)])
+    result = runner.invoke(app, ["eval", "tiny-bert", "--task", "defect", "--data", str(tmp_path),
+                                 "--json", str(tmp_path / "eval.json")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "test.jsonl:1: not valid UTF-8: byte 0x80 at byte offset 16" in _one_line(result.output)
 
@@ -93,15 +94,16 @@ def test_non_utf8_data_names_file_line_and_offset(tmp_path):
     ("eval", "--batch-size"), ("eval", "--max-length"), ("eval", "--samples"), ("eval", "--max-new-tokens"),
     ("eval", "--cost-batches"), ("finetune", "--batch-size"), ("finetune", "--max-length"),
 ])
-def test_zero_sizes_are_usage_errors(verb, option):
-    result = runner.invoke(app, [verb, "tiny-llama", "--task", "generate", option, "0"])
+def test_zero_sizes_are_usage_errors(tmp_path, verb, option):
+    result = runner.invoke(app, [verb, "tiny-llama", "--task", "generate", option, "0", "--limit", "1",
+                                 "--json", str(tmp_path / "record.json")])
     assert result.exit_code == 2
     assert f"Invalid value for '{option}'" in _one_line(result.output)
 
 
-def test_max_length_beyond_the_models_positions_names_model_and_limit():
+def test_max_length_beyond_the_models_positions_names_model_and_limit(tmp_path):
     result = runner.invoke(app, ["eval", "tiny-bert", "--task", "defect", "--data", str(FIX / "devign"),
-                                 "--max-length", "600"])
+                                 "--max-length", "600", "--json", str(tmp_path / "eval.json")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert ("--max-length 600 is longer than tiny-bert can take: 512 positions (max_position_embeddings 512 of its "
             "bert config)") in _one_line(result.output)

@@ -97,5 +97,5 @@ def test_cli_alpine_max_length_beyond_positions_and_zero_sizes(tmp_path):
     assert "max_length 1000 is longer than tiny-bert can take: 512 positions" in " ".join(result.output.split())
     assert list(tmp_path.iterdir()) == []
     for option in ("--batch-size", "--max-length", "--rounds", "--cost-batches"):
-        result = CliRunner().invoke(app, ["alpine", "tiny-bert", option, "0"])
+        result = CliRunner().invoke(app, ["alpine", "tiny-bert", option, "0", "-o", str(tmp_path)])
         assert result.exit_code == 2 and f"Invalid value for '{option}'" in " ".join(result.output.split())
