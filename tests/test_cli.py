@@ -102,3 +102,10 @@ def test_json_records_are_not_replaced_without_overwrite(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert load_json(old)[0].model == "tiny-bert"
+
+
+def test_seq_len_beyond_the_models_positions_names_model_and_limit():
+    result = runner.invoke(app, ["measure", "tiny-bert", "--seq-len", "600", "--no-energy"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert ("--seq-len 600 is longer than tiny-bert can take: 512 positions (max_position_embeddings 512 of its bert "
+            "config); use --seq-len 512 or less") in " ".join(result.output.split())

@@ -31,32 +31,76 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _opener(path: Path) -> Any:
+    import gzip
+
+    return gzip.open if path.suffix == ".gz" else open
+
+
+def _undecodable(path: Path) -> str:
+    """Where a file stops being UTF-8: `path:line: ... byte offset N`, found by re-reading it line by line in bytes.
+
+    Only runs once decoding has failed, so the ordinary read stays a plain text-mode read.
+    """
+    offset = 0
+    with _opener(path)(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                where = offset + exc.start
+                of = " of the decompressed data" if path.suffix == ".gz" else ""
+                return (f"{path}:{lineno}: not valid UTF-8: byte 0x{raw[exc.start]:02x} at byte offset {where}{of} "
+                        f"(column {exc.start + 1} of the line); re-encode the file as UTF-8 "
+                        "(e.g. iconv -f latin1 -t utf-8)")
+            offset += len(raw)
+    return f"{path}: not valid UTF-8"  # pragma: no cover - a decoder error always has a line
+
+
+def read_text_lines(
+    path: str | os.PathLike[str], error: type[Exception] = ValueError, newline: str | None = None
+) -> Iterator[str]:
+    """The lines of a UTF-8 text file (gzip if it ends in .gz; a leading BOM is dropped).
+
+    Bytes that are not UTF-8, or a broken gzip stream, raise `error` naming the file, the line and the byte
+    offset instead of the codec's bare "can't decode byte 0xff in position 50" (a position inside a read buffer).
+    """
+    import gzip
+    import zlib
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"expected the file {path}, which does not exist")
+    try:
+        with _opener(path)(path, "rt", encoding="utf-8-sig", newline=newline) as fh:
+            yield from fh
+    except UnicodeDecodeError as exc:
+        raise error(_undecodable(path)) from exc
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise error(f"{path}: not a readable gzip file ({exc})") from exc
+
+
 def read_jsonl(
     path: str | os.PathLike[str], error: type[Exception] = ValueError
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) per non-blank line of a JSONL file (gzip if it ends in .gz).
 
-    Bad JSON or a row that is not an object raises `error` naming the file and line, so every area reports
-    malformed user data the same way with its own error type.
+    Bad JSON, bytes that are not UTF-8 or a row that is not an object raise `error` naming the file and line, so
+    every area reports malformed user data the same way with its own error type.
     """
-    import gzip
     import json
 
     path = Path(path)
-    if not path.is_file():
-        raise error(f"expected the file {path}, which does not exist")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise error(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-            if not isinstance(row, dict):
-                raise error(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield lineno, row
+    for lineno, line in enumerate(read_text_lines(path, error), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
+        if not isinstance(row, dict):
+            raise error(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        yield lineno, row
 
 
 CODE_FIELDS = ("code", "content", "text", "func")

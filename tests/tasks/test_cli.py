@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from greenprune.cli import app
@@ -81,3 +82,59 @@ def test_finetune_refuses_an_earlier_run_before_training(tmp_path):
                                  "--output", str(run)])
     assert result.exit_code == 2 and "pass --overwrite" in result.output, result.output
     assert sorted(p.name for p in run.iterdir()) == ["result.json"]
+
+
+def _one_line(output: str) -> str:
+    """The CLI's message with rich's line wrapping undone."""
+    return " ".join(output.split())
+
+
+def _devign_without_test(folder: Path) -> Path:
+    for split in ("train", "valid"):
+        (folder / f"{split}.jsonl").write_text((FIX / "devign" / f"{split}.jsonl").read_text())
+    (folder / "test.jsonl").write_text("")
+    return folder
+
+
+def test_empty_test_split_is_an_error_naming_the_file(tmp_path):
+    (tmp_path / "data").mkdir()
+    data = _devign_without_test(tmp_path / "data")
+    result = runner.invoke(app, ["eval", "tiny-bert", "--task", "defect", "--data", str(data),
+                                 "--json", str(tmp_path / "eval.json")])
+    assert result.exit_code == 2
+    assert "test.jsonl has no rows (examples per split: train 4, valid 4, test 0)" in _one_line(result.output)
+    assert not (tmp_path / "eval.json").exists()
+    # finetune refuses before training: otherwise its record silently carries no test metrics
+    result = runner.invoke(app, ["finetune", "tiny-bert", "--task", "defect", "--data", str(data),
+                                 "--output", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "the test split is empty" in _one_line(result.output)
+    assert not (tmp_path / "run").exists()
+
+
+def test_non_utf8_data_names_file_line_and_offset(tmp_path):
+    for split in ("train", "valid"):
+        (tmp_path / f"{split}.jsonl").write_text((FIX / "devign" / f"{split}.jsonl").read_text())
+    (tmp_path / "test.jsonl").write_bytes(b'{"func": "int f(\x80);", "target": 0}\n')
+    result = runner.invoke(app, ["eval", "tiny-bert", "--task", "defect", "--data", str(tmp_path),
+                                 "--json", str(tmp_path / "eval.json")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "test.jsonl:1: not valid UTF-8: byte 0x80 at byte offset 16" in _one_line(result.output)
+
+
+@pytest.mark.parametrize(("verb", "option"), [
+    ("eval", "--batch-size"), ("eval", "--max-length"), ("eval", "--samples"), ("eval", "--max-new-tokens"),
+    ("eval", "--cost-batches"), ("finetune", "--batch-size"), ("finetune", "--max-length"),
+])
+def test_zero_sizes_are_usage_errors(tmp_path, verb, option):
+    result = runner.invoke(app, [verb, "tiny-llama", "--task", "generate", option, "0", "--limit", "1",
+                                 "--json", str(tmp_path / "record.json")])
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}'" in _one_line(result.output)
+
+
+def test_max_length_beyond_the_models_positions_names_model_and_limit(tmp_path):
+    result = runner.invoke(app, ["eval", "tiny-bert", "--task", "defect", "--data", str(FIX / "devign"),
+                                 "--max-length", "600", "--json", str(tmp_path / "eval.json")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert ("--max-length 600 is longer than tiny-bert can take: 512 positions (max_position_embeddings 512 of its "
+            "bert config)") in _one_line(result.output)

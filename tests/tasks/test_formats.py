@@ -101,3 +101,90 @@ def test_missing_folder():
 def test_hub_ids_fail_clearly_offline(task, dataset_id):
     with pytest.raises(TaskDataError, match=dataset_id):
         get_task(task).load(dataset_id)
+
+
+def _devign_dir(folder: Path, train: bytes, test: bytes | None = None) -> Path:
+    good = b'{"func": "int f();", "target": 0}\n'
+    for split, data in (("train", train), ("valid", good), ("test", good if test is None else test)):
+        (folder / f"{split}.jsonl").write_bytes(data)
+    return folder
+
+
+def test_non_utf8_row_names_file_line_and_byte_offset(tmp_path):
+    _devign_dir(tmp_path, b'{"func": "int f();", "target": 0}\n{"func": "int g(\xff);", "target": 1}\n')
+    with pytest.raises(TaskDataError, match=r"train\.jsonl:2: not valid UTF-8: byte 0xff at byte offset 50 "
+                                            r"\(column 17 of the line\)"):
+        get_task("defect").load(tmp_path)
+
+
+def test_non_utf8_gzipped_mbpp_names_line_and_offset(tmp_path):
+    import gzip
+
+    path = tmp_path / "mbpp.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"task_id": 11, "text": "caf\xe9", "code": "", "test_list": []}\n'))
+    with pytest.raises(TaskDataError, match=r"mbpp\.jsonl\.gz:1: not valid UTF-8: byte 0xe9 at byte offset 28 of "
+                                            r"the decompressed data"):
+        get_task("generate").load(path)
+
+
+def test_code_to_text_tokens_must_be_strings(tmp_path):
+    good = '{"code": "def f(): pass", "docstring": "Do f."}\n'
+    for split in ("train", "valid", "test"):
+        (tmp_path / f"{split}.jsonl").write_text(good)
+    (tmp_path / "valid.jsonl").write_text(good + '{"code_tokens": ["def", 1, "f"], "docstring": "Do f."}\n')
+    with pytest.raises(TaskDataError, match=r"valid\.jsonl:2: field 'code_tokens' should be a list of strings, "
+                                            r"item 1 is int \(1\)"):
+        get_task("summarize").load(tmp_path)
+    (tmp_path / "valid.jsonl").write_text('{"code": "def f(): pass", "docstring_tokens": ["Do", null]}\n')
+    with pytest.raises(TaskDataError, match=r"valid\.jsonl:1: field 'docstring_tokens' .* item 1 is NoneType"):
+        get_task("summarize").load(tmp_path)
+
+
+@pytest.mark.parametrize("task_id", ['"abc"', "-3", "1.5", "true", '{"n": 1}'])
+def test_mbpp_bad_task_id_names_file_and_line(tmp_path, task_id):
+    path = tmp_path / "mbpp.jsonl"
+    row = '{"task_id": %s, "text": "t", "code": "def f(): pass", "test_list": ["assert f() is None"]}\n'
+    path.write_text(row % 12 + row % task_id)
+    with pytest.raises(TaskDataError, match=r"mbpp\.jsonl:2: MBPP task_id must be a non-negative integer"):
+        get_task("generate").load(path)
+
+
+def test_mbpp_digit_string_task_id_is_a_number(tmp_path):
+    path = tmp_path / "mbpp.jsonl"
+    path.write_text('{"task_id": "700", "text": "t", "code": "def f(): pass", "test_list": ["assert f() is None"]}\n')
+    splits = get_task("generate").load(path)
+    assert [e.meta["task_id"] for e in splits.train] == [700] and splits.train[0].id == "MBPP/700"
+
+
+def test_empty_test_split_names_the_file(tmp_path):
+    splits = get_task("defect").load(_devign_dir(tmp_path, b'{"func": "int f();", "target": 0}\n', test=b"\n"))
+    assert splits.nonempty("train") == splits.train
+    with pytest.raises(TaskDataError, match=r"the test split is empty: .*test\.jsonl has no rows \(examples per "
+                                            r"split: train 1, valid 1, test 0\)"):
+        splits.nonempty("test")
+
+
+def test_mbpp_without_test_range_problems_says_how_mbpp_splits(tmp_path):
+    path = tmp_path / "mbpp.jsonl"
+    path.write_text('{"task_id": 700, "text": "t", "code": "def f(): pass", "test_list": ["assert f() is None"]}\n')
+    with pytest.raises(TaskDataError, match=r"test split is empty: .*mbpp\.jsonl has none .*MBPP is split by "
+                                            r"task_id: test 11-510"):
+        get_task("generate").load(path).nonempty("test")
+
+
+def test_bigclonebench_duplicate_idx_names_both_lines(tmp_path):
+    fixture = (FIX / "bigclonebench").iterdir()
+    for f in fixture:
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    with open(tmp_path / "data.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"func": "int other() { return 0; }", "idx": 102}\n')  # int 102 is the string "102" of line 2
+    with pytest.raises(TaskDataError, match=r"data\.jsonl:\d+: duplicate idx 102 \(already defined at line 2\)"):
+        get_task("clone").load(tmp_path)
+
+
+def test_bigclonebench_pair_file_non_utf8(tmp_path):
+    for f in (FIX / "bigclonebench").iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "valid.txt").write_bytes(b"101\t102\t1\n101\t\xfe102\t0\n")
+    with pytest.raises(TaskDataError, match=r"valid\.txt:2: not valid UTF-8: byte 0xfe at byte offset 14"):
+        get_task("clone").load(tmp_path)

@@ -48,3 +48,27 @@ def test_real_model_humaneval_completions_match_generate(smollm2):
     ours = generate_texts(model, tokenizer, prompts, max_new_tokens=32, batch_size=3)
     ref = generate_texts(model, tokenizer, prompts, max_new_tokens=32, batch_size=3, drop_finished=False)
     assert ours == ref and any(t.strip() for t in ours)
+
+
+@pytest.mark.parametrize(("task_name", "kwargs"), [
+    ("generate", {"n_samples": 0}),  # was metrics over zero samples, written as a result
+    ("generate", {"max_new_tokens": 0}),  # was pass@1 of empty completions
+    ("summarize", {"max_new_tokens": 0}),  # was BLEU of empty summaries
+])
+def test_zero_generation_budgets_are_errors(tiny_llama, task_name, kwargs):
+    from greenprune.errors import OptionError
+
+    model, tokenizer = tiny_llama
+    task = get_task(task_name)
+    examples = task.embedded(size=4).test[:1]
+    name, value = next(iter(kwargs.items()))
+    with pytest.raises(OptionError, match=f"{name} must be a positive integer, got {value}"):
+        task.evaluate(model, tokenizer, examples, **kwargs)
+
+
+def test_generate_texts_refuses_a_zero_budget(tiny_llama):
+    from greenprune.errors import OptionError
+
+    model, tokenizer = tiny_llama
+    with pytest.raises(OptionError, match="max_new_tokens must be a positive integer, got 0"):
+        generate_texts(model, tokenizer, ["def f():"], max_new_tokens=0)

@@ -134,3 +134,25 @@ def test_shuffle_groups_keep_pairs_together_and_leave_unpaired_data_alone():
     assert shuffle_groups(paired) == [[0, 1], [2, 3], [4, 5]]
     assert shuffle_groups([Example(text="x", id="a"), Example(text="y", id="b")]) == [[0], [1]]
     assert shuffle_groups([Example(text="x"), Example(text="y")]) == [[0], [1]]  # empty ids never group
+
+
+@pytest.mark.parametrize(("task_name", "option", "value"), [
+    ("defect", "batch_size", 0),  # was a ZeroDivisionError in predict
+    ("defect", "max_length", 0),  # was a score on inputs truncated to nothing
+    ("perplexity", "max_length", -1),
+])
+def test_evaluate_refuses_zero_sizes(tiny_bert, task_name, option, value):
+    from greenprune.errors import OptionError
+
+    examples = _toy_classification(4, 0)
+    with pytest.raises(OptionError, match=rf"{option} must be a positive integer, got {value}"):
+        get_task(task_name).evaluate(tiny_bert.model, tiny_bert.tokenizer, examples, **{option: value})
+
+
+def test_finetune_refuses_a_zero_max_length(tiny_bert):
+    from greenprune.errors import OptionError
+
+    splits = Splits(_toy_classification(4, 0), [], [])
+    with pytest.raises(OptionError, match="max_length must be a positive integer, got 0"):
+        get_task("defect").finetune(copy.deepcopy(tiny_bert.model), tiny_bert.tokenizer, splits,
+                                    TrainConfig(max_length=0))

@@ -108,3 +108,18 @@ def test_cli_alpine_layer_out_of_range_fails_before_the_baseline_finetune(tmp_pa
 def test_out_of_range_indices_are_listed_without_a_model():
     assert AlpineConfig(layers=[0, -4, 3, 4, -5]).out_of_range(4) == [4, -5]
     assert AlpineConfig(layers="all").out_of_range(4) == []
+
+
+def test_cli_alpine_max_length_beyond_positions_and_zero_sizes(tmp_path):
+    from typer.testing import CliRunner
+
+    from greenprune.cli import app
+
+    result = CliRunner().invoke(app, ["alpine", "tiny-bert", "--max-length", "1000", "--no-energy",
+                                      "-o", str(tmp_path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "max_length 1000 is longer than tiny-bert can take: 512 positions" in " ".join(result.output.split())
+    assert list(tmp_path.iterdir()) == []
+    for option in ("--batch-size", "--max-length", "--rounds", "--cost-batches"):
+        result = CliRunner().invoke(app, ["alpine", "tiny-bert", option, "0", "-o", str(tmp_path)])
+        assert result.exit_code == 2 and f"Invalid value for '{option}'" in " ".join(result.output.split())

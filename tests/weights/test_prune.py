@@ -174,3 +174,26 @@ def test_sparsity_report_is_the_same_after_make_permanent(llama):
     assert [(t.name, t.zeros) for t in before.tensors] == [(t.name, t.zeros) for t in after.tensors]
     assert 0 < after.model_sparsity < after.sparsity  # embeddings count in the model total
     assert "targeted total" in after.to_markdown(max_rows=3)
+
+
+def test_bad_target_regex_is_refused_before_any_model(bert):
+    from greenprune.weights import TargetError
+
+    with pytest.raises(TargetError, match=r"target pattern 're:\(' is not a valid regular expression: missing \)"):
+        WeightPruningConfig(targets=["*.dense", "re:("])
+    with pytest.raises(TargetError, match="non-empty"):
+        WeightPruningConfig(targets=[""])
+    # one pattern given as a string is that pattern, not one pattern per character
+    config = WeightPruningConfig(targets=r"re:.*\.intermediate\.dense")
+    assert config.targets == (r"re:.*\.intermediate\.dense",)
+    assert len(prune(bert, config).tensors) == 4
+
+
+def test_cli_bad_target_regex_is_one_line():
+    from typer.testing import CliRunner
+
+    from greenprune.cli import app
+
+    result = CliRunner().invoke(app, ["prune", "tiny-bert", "--target", "re:[a-"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "target pattern 're:[a-' is not a valid regular expression" in " ".join(result.output.split())

@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -43,3 +44,17 @@ def user_errors() -> Iterator[None]:
     except (GreenpruneError, FileNotFoundError, ValueError, KeyError) as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(code=2) from exc
+
+
+def check_lengths(loaded: Any, **lengths: int | None) -> None:
+    """Refuse sequence-length options (given as seq_len=..., max_length=...) longer than the loaded model's positions.
+
+    Called right after a verb loads its model, so `--max-length 600` on a 512-position BERT is one line naming the
+    option, the model and its limit instead of a tensor-size traceback (or, on a rotary decoder, a quietly worse
+    score on positions it was never trained on).
+    """
+    from greenprune.models.positions import check_sequence_length
+
+    for key, value in lengths.items():
+        if value is not None:
+            check_sequence_length(loaded.model, value, option="--" + key.replace("_", "-"), name=loaded.name)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from greenprune.commands._common import command_line, console, quiet_libraries, user_errors
+from greenprune.commands._common import check_lengths, command_line, console, quiet_libraries, user_errors
 
 
 def measure_models(
@@ -30,6 +30,7 @@ def measure_models(
     for spec in specs:
         console.print(f"[dim]loading {spec} ...[/]")
         loaded = load_model(spec, task=task)
+        check_lengths(loaded, seq_len=seq_len)
         data = list(code_batches(loaded.tokenizer, batch_size=batch_size, seq_len=seq_len, n_batches=batches))
         console.print(f"[dim]measuring {spec} on {batches}×{batch_size} samples of {seq_len} tokens ...[/]")
         cost = measure_cost(loaded.model, data, passes=passes, energy=energy, country=country)

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from greenprune.commands._common import command_line, console, quiet_libraries, user_errors
+from greenprune.commands._common import check_lengths, command_line, console, quiet_libraries, user_errors
 
 DEFAULT_RESULTS = Path("greenprune-results")
 
@@ -52,8 +52,8 @@ def finetune(
     seed: int = typer.Option(0, help="seed of the embedded dataset and of training"),
     epochs: float = typer.Option(1.0),
     lr: float = typer.Option(5e-5),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    max_length: int = typer.Option(256, "--max-length"),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    max_length: int = typer.Option(256, "--max-length", min=1),
     eval_every: int = typer.Option(0, "--eval-every", help="optimizer steps between validations (0: per epoch)"),
     eval_limit: int | None = typer.Option(None, "--eval-limit", help="validate on at most this many examples"),
     limit: int | None = typer.Option(None, help="test on at most this many examples"),
@@ -80,11 +80,13 @@ def finetune(
             check_record_target(record_path, overwrite=overwrite, option="--json" if json_path else "--output")
         spec = get_task(task)
         splits = _splits(spec, data, size, seed)
+        splits.nonempty("train")
+        test = splits.nonempty("test")  # else the record would carry no test metrics at all
         loaded = load_model(model, task=task)
+        check_lengths(loaded, max_length=max_length)
         config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, seed=seed,
                              eval_every=eval_every, eval_limit=eval_limit, device=device,
                              output_dir=str(output) if output else None, overwrite=overwrite)
-        test = splits.test
         eval_kwargs = {"batch_size": batch_size, "max_length": max_length, "limit": limit}
         metrics: dict[str, float] = {}
         if baseline and test:
@@ -116,10 +118,10 @@ def evaluate(
     size: int = typer.Option(400, help="embedded dataset size (train+valid+test)"),
     seed: int = typer.Option(0),
     limit: int | None = typer.Option(None, help="evaluate on at most this many examples"),
-    batch_size: int = typer.Option(8, "--batch-size"),
-    max_length: int = typer.Option(512, "--max-length"),
-    max_new_tokens: int = typer.Option(300, "--max-new-tokens", help="generation budget (generate, summarize)"),
-    samples: int = typer.Option(1, help="samples per problem for pass@k (1: greedy pass@1)"),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    max_length: int = typer.Option(512, "--max-length", min=1),
+    max_new_tokens: int = typer.Option(300, "--max-new-tokens", min=1, help="generation budget (generate, summarize)"),
+    samples: int = typer.Option(1, min=1, help="samples per problem for pass@k (1: greedy pass@1)"),
     prompt_style: str = typer.Option("auto", "--prompt-style",
                                      help="generate: completion | chat | auto (chat if the tokenizer has a template)"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
@@ -128,7 +130,7 @@ def evaluate(
                                      "they do not work) | namespaces | unsafe-limits-only (resource limits only)"),
     json_path: Path | None = typer.Option(None, "--json", help="where to write the result record"),
     cost: bool = typer.Option(False, help="also measure cost (FLOPs, memory, latency, energy) on the same inputs"),
-    cost_batches: int = typer.Option(4, "--cost-batches", help="batches of the split the cost is measured on"),
+    cost_batches: int = typer.Option(4, "--cost-batches", min=1, help="batches of the split the cost is measured on"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing --json file (or default record)"),
 ) -> None:
     """Score MODEL on a task split and write the metrics (and optionally the cost) as a result record."""
@@ -145,8 +147,9 @@ def evaluate(
             check_record_target(json_path, overwrite=overwrite)
         spec = get_task(task)
         splits = _splits(spec, data, size, seed)
-        examples = splits[split]
+        examples = splits.nonempty(split)
         loaded = load_model(model, task=task)
+        check_lengths(loaded, max_length=max_length)
         loaded.model.to(target)
         kwargs: dict[str, Any] = {"batch_size": batch_size, "max_length": max_length, "limit": limit}
         if task == "generate":

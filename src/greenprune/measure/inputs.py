@@ -36,6 +36,9 @@ def code_batches(
     tokenizer: Any, *, batch_size: int = 8, seq_len: int = 128, n_batches: int = 4, seed: int = 0
 ) -> Iterator[dict[str, Any]]:
     """Tokenised batches of stdlib code, padded/truncated to `seq_len`."""
+    from greenprune.errors import require_positive
+
+    require_positive(batch_size=batch_size, seq_len=seq_len, n_batches=n_batches)
     texts = stdlib_snippets(batch_size * n_batches, seed=seed)
     for i in range(0, len(texts), batch_size):
         encoded = tokenizer(

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from greenprune._utils import progress, read_jsonl, seed_everything
+from greenprune._utils import progress, read_jsonl, read_text_lines, seed_everything
 from greenprune.errors import GreenpruneError
 from greenprune.models.families import family_of
 
@@ -124,9 +124,8 @@ def load_pairs(path: str | Path, limit: int | None = None) -> list[Pair]:
         for lineno, row in read_jsonl(path, RecoveryError):
             pairs.append(_pair_from(row, f"{path}:{lineno}"))
     elif path.suffix.lower() == ".csv":
-        with path.open(encoding="utf-8", newline="") as fh:
-            for lineno, row in enumerate(csv.DictReader(fh), 2):
-                pairs.append(_pair_from(dict(row), f"{path}:{lineno}"))
+        for lineno, row in enumerate(csv.DictReader(read_text_lines(path, RecoveryError, newline="")), 2):
+            pairs.append(_pair_from(dict(row), f"{path}:{lineno}"))
     else:
         raise RecoveryError(f"{path}: recovery data must be .jsonl or .csv")
     if not pairs:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from greenprune.errors import GreenpruneError
+from greenprune.errors import GreenpruneError, require_positive
 
 
 class TaskDataError(GreenpruneError, ValueError):
@@ -66,11 +66,23 @@ class Splits:
     valid: list[Example]
     test: list[Example]
     source: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # split -> the file it was read from, when one per split
+    note: str = ""  # how the source was split, for messages (e.g. MBPP's task-id ranges)
 
     def __getitem__(self, name: str) -> list[Example]:
         if name not in ("train", "valid", "test"):
             raise TaskDataError(f"unknown split {name!r}; expected train, valid or test")
         return getattr(self, name)
+
+    def nonempty(self, name: str) -> list[Example]:
+        """The examples of split `name`; an empty one is a user error naming the data, not an empty score."""
+        examples = self[name]
+        if not examples:
+            sizes = ", ".join(f"{split} {n}" for split, n in self.sizes().items())
+            where = f"{self.files[name]} has no rows" if name in self.files else f"{self.source or 'the data'} has none"
+            note = f"; {self.note}" if self.note else ""
+            raise TaskDataError(f"the {name} split is empty: {where} (examples per split: {sizes}){note}")
+        return examples
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)}
@@ -161,10 +173,13 @@ class Task:
         return f"<task {self.name}: head={self.head}, metrics={', '.join(self.metrics)}>"
 
 
-def limited(examples: Sequence[Example], limit: int | None) -> list[Example]:
-    """The first `limit` examples (all when None); a negative or zero limit is a user error."""
-    if limit is None:
-        return list(examples)
-    if limit <= 0:
+def limited(examples: Sequence[Example], limit: int | None, **sizes: int | None) -> list[Example]:
+    """The first `limit` examples (all when None), checked where every evaluate starts.
+
+    A zero or negative limit, or any of `sizes` (batch_size=, max_length=, max_new_tokens=, ...), is a user error
+    rather than an empty or truncated-to-nothing score.
+    """
+    if limit is not None and limit <= 0:
         raise TaskDataError(f"--limit must be positive, got {limit}")
-    return list(examples[:limit])
+    require_positive(**sizes)
+    return list(examples) if limit is None else list(examples[:limit])

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from greenprune._utils import read_jsonl as _read_jsonl
+from greenprune._utils import read_text_lines
 from greenprune.tasks.base import Example, Splits, TaskDataError
 
 SPLIT_FILES = ("train", "valid", "test")
@@ -63,8 +64,10 @@ def _per_split(folder: Path, parse: Callable[[Path], list[Example]], suffixes: t
                ) -> Splits:
     if not folder.is_dir():
         raise TaskDataError(f"{folder}: expected a folder holding train/valid/test split files")
-    parts = {split: parse(_split_file(folder, split, suffixes)) for split in SPLIT_FILES}
-    return Splits(parts["train"], parts["valid"], parts["test"], source=str(folder))
+    files = {split: _split_file(folder, split, suffixes) for split in SPLIT_FILES}
+    parts = {split: parse(path) for split, path in files.items()}
+    return Splits(parts["train"], parts["valid"], parts["test"], source=str(folder),
+                  files={split: str(path) for split, path in files.items()})
 
 
 # --- Devign --------------------------------------------------------------------------------------------------
@@ -92,29 +95,32 @@ def load_bigclonebench(folder: str | os.PathLike[str], max_pairs: int | None = N
         raise TaskDataError(f"{folder}: expected a folder with data.jsonl and train.txt/valid.txt/test.txt")
     data_path = folder / "data.jsonl"
     functions: dict[str, str] = {}
+    defined_at: dict[str, int] = {}
     for lineno, row in read_jsonl(data_path):
         where = f"{data_path}:{lineno}"
-        idx = _field(row, ("idx",), (str, int), where)
-        functions[str(idx)] = _field(row, ("func",), str, where)
+        idx = str(_field(row, ("idx",), (str, int), where))
+        if idx in defined_at:  # a pair naming it would silently get whichever function came last
+            raise TaskDataError(f"{where}: duplicate idx {idx} (already defined at line {defined_at[idx]})")
+        defined_at[idx] = lineno
+        functions[idx] = _field(row, ("func",), str, where)
 
     def pairs(path: Path) -> list[Example]:
         out = []
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                cols = line.split()
-                where = f"{path}:{lineno}"
-                if len(cols) != 3:
-                    raise TaskDataError(f"{where}: expected 'idx1 idx2 label', got {len(cols)} columns")
-                a, b, label = cols
-                for idx in (a, b):
-                    if idx not in functions:
-                        raise TaskDataError(f"{where}: idx {idx} is not in {data_path}")
-                out.append(Example(text=functions[a], text_pair=functions[b], label=_label(label, where, "label"),
-                                   id=f"{a}-{b}"))
-                if max_pairs is not None and len(out) >= max_pairs:
-                    break
+        for lineno, line in enumerate(read_text_lines(path, TaskDataError), start=1):
+            if not line.strip():
+                continue
+            cols = line.split()
+            where = f"{path}:{lineno}"
+            if len(cols) != 3:
+                raise TaskDataError(f"{where}: expected 'idx1 idx2 label', got {len(cols)} columns")
+            a, b, label = cols
+            for idx in (a, b):
+                if idx not in functions:
+                    raise TaskDataError(f"{where}: idx {idx} is not in {data_path}")
+            out.append(Example(text=functions[a], text_pair=functions[b], label=_label(label, where, "label"),
+                               id=f"{a}-{b}"))
+            if max_pairs is not None and len(out) >= max_pairs:
+                break
         return out
 
     return _per_split(folder, pairs, suffixes=(".txt",))
@@ -133,12 +139,24 @@ def first_sentence(docstring: str) -> str:
     return line
 
 
+def _text_or_tokens(row: dict[str, Any], names: tuple[str, ...], where: str) -> str | list[str]:
+    """A string field or a token list; a list holding anything but strings names the field and the item."""
+    value = _field(row, names, (str, list), where)
+    if isinstance(value, list):
+        name = next(n for n in names if row.get(n) is value)
+        for i, token in enumerate(value):
+            if not isinstance(token, str):
+                raise TaskDataError(f"{where}: field {name!r} should be a list of strings, item {i} is "
+                                    f"{type(token).__name__} ({token!r})")
+    return value
+
+
 def code_to_text_rows(path: Path) -> list[Example]:
     out = []
     for lineno, row in read_jsonl(path):
         where = f"{path}:{lineno}"
-        code = _field(row, ("code", "code_tokens", "original_string"), (str, list), where)
-        doc = _field(row, ("docstring_tokens", "docstring"), (str, list), where)
+        code = _text_or_tokens(row, ("code", "code_tokens", "original_string"), where)
+        doc = _text_or_tokens(row, ("docstring_tokens", "docstring"), where)
         code = " ".join(code) if isinstance(code, list) else code
         doc = " ".join(doc) if isinstance(doc, list) else first_sentence(doc)
         if not doc.strip():
@@ -173,10 +191,23 @@ def mbpp_prompt(text: str, tests: list[str]) -> str:
     return f'"""\n{text.strip()}\n{tests[0].strip() if tests else ""}\n"""\n'
 
 
+def _mbpp_task_id(row: dict[str, Any], where: str) -> int | None:
+    """MBPP's integer task id (it decides the split); a digit string is accepted, anything else names the row."""
+    value = row.get("task_id")
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise TaskDataError(f"{where}: MBPP task_id must be a non-negative integer (it decides the split), got {value!r}")
+
+
 def mbpp_rows(path: Path) -> list[Example]:
     out = []
     for lineno, row in read_jsonl(path):
         where = f"{path}:{lineno}"
+        task_id = _mbpp_task_id(row, where)
         text = _field(row, ("text", "prompt"), str, where)
         tests = _field(row, ("test_list",), list, where)
         if not all(isinstance(t, str) for t in tests):
@@ -185,9 +216,8 @@ def mbpp_rows(path: Path) -> list[Example]:
         out.append(Example(
             text=mbpp_prompt(text, tests),
             target=_field(row, ("code",), str, where),
-            id=f"MBPP/{row.get('task_id', lineno)}",
-            meta={"test": "\n".join([setup, *tests]), "entry_point": "", "format": "mbpp",
-                  "task_id": row.get("task_id")},
+            id=f"MBPP/{lineno if task_id is None else task_id}",
+            meta={"test": "\n".join([setup, *tests]), "entry_point": "", "format": "mbpp", "task_id": task_id},
         ))
     return out
 
@@ -201,6 +231,7 @@ def mbpp_split(examples: list[Example]) -> Splits:
         train=[e for e in examples if 601 <= tid(e) <= 974],
         valid=[e for e in examples if 511 <= tid(e) <= 600],
         test=[e for e in examples if 11 <= tid(e) <= 510 or tid(e) == 0],
+        note="MBPP is split by task_id: test 11-510, valid 511-600, train 601-974",
     )
 
 

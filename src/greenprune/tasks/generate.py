@@ -130,7 +130,8 @@ class GenerateTask(CausalLMTask):
         the whole function through its chat template and runs the prompt followed by that function; "auto" picks
         chat when the tokenizer has a chat template.
         """
-        examples = limited(examples, limit)
+        examples = limited(examples, limit, batch_size=batch_size, max_length=max_length, n_samples=n_samples,
+                           max_new_tokens=max_new_tokens)
         if not examples:
             raise TaskDataError("generate: no problems to evaluate")
         isolation_layers(sandbox)  # refuse before generating, not after

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from greenprune._utils import progress
+from greenprune.errors import require_positive
 from greenprune.tasks.train import model_device
 
 # where a HumanEval-style completion ends: the next top-level statement
@@ -128,6 +129,7 @@ def generate_texts(
     """
     from transformers import StoppingCriteriaList
 
+    require_positive(max_new_tokens=max_new_tokens, batch_size=batch_size, max_prompt_length=max_prompt_length)
     model.eval()
     device = model_device(model)
     old_side = tokenizer.padding_side

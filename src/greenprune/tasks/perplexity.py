@@ -61,7 +61,7 @@ class PerplexityTask(CausalLMTask):
 
     def evaluate(self, model: nn.Module, tokenizer: Any, examples: Sequence[Example], batch_size: int = 8,
                  max_length: int = 256, limit: int | None = None, **kwargs: Any) -> dict[str, float]:
-        examples = limited(examples, limit)
+        examples = limited(examples, limit, batch_size=batch_size, max_length=max_length)
         if not examples:
             raise TaskDataError("perplexity: no examples to evaluate")
         nll, tokens = self.token_nll(model, tokenizer, examples, batch_size, max_length)

@@ -80,7 +80,8 @@ class SummarizeTask(CausalLMTask):
     def evaluate(self, model: nn.Module, tokenizer: Any, examples: Sequence[Example], batch_size: int = 8,
                  max_length: int = 256, limit: int | None = None, max_new_tokens: int = 32, **kwargs: Any
                  ) -> dict[str, float]:
-        examples = limited(examples, limit)
+        examples = limited(examples, limit, batch_size=batch_size, max_length=max_length,
+                           max_new_tokens=max_new_tokens)
         if not examples:
             raise TaskDataError("summarize: no examples to evaluate")
         # keep the function's head when truncating: the prompt suffix must survive

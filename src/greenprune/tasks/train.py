@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from greenprune._utils import progress, seed_everything
+from greenprune.errors import require_positive
 from greenprune.tasks.base import Example, FinetuneResult, Splits, Task, TaskDataError, TrainConfig, limited
 from greenprune.tasks.metrics import classification_metrics, perplexity
 
@@ -24,8 +25,7 @@ IGNORE_INDEX = -100
 
 
 def _chunks(items: Sequence[Example], size: int) -> Iterator[list[Example]]:
-    if size <= 0:
-        raise TaskDataError(f"batch size must be positive, got {size}")
+    require_positive(batch_size=size)
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
 
@@ -84,7 +84,7 @@ class ClassificationTask(Task):
 
     def evaluate(self, model: nn.Module, tokenizer: Any, examples: Sequence[Example], batch_size: int = 16,
                  max_length: int = 256, limit: int | None = None, **kwargs: Any) -> dict[str, float]:
-        examples = limited(examples, limit)
+        examples = limited(examples, limit, batch_size=batch_size, max_length=max_length)
         if not examples:
             raise TaskDataError(f"{self.name}: no examples to evaluate")
         preds = self.predict(model, tokenizer, examples, batch_size, max_length)
@@ -204,8 +204,9 @@ def train_loop(task: ClassificationTask | CausalLMTask, model: nn.Module, tokeni
 
     if not splits.train:
         raise TaskDataError(f"{task.name}: the train split is empty; nothing to fine-tune on")
-    if config.epochs <= 0 or config.batch_size <= 0 or config.grad_accum <= 0:
-        raise TaskDataError(f"epochs, batch_size and grad_accum must be positive, got {config}")
+    if config.epochs <= 0:
+        raise TaskDataError(f"epochs must be positive, got {config.epochs}")
+    require_positive(batch_size=config.batch_size, grad_accum=config.grad_accum, max_length=config.max_length)
     seed_everything(config.seed)
     device = config.resolved_device()
     model.to(device)

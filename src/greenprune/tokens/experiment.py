@@ -65,6 +65,7 @@ class AlpineExperiment:
 
     def __init__(self, model: str, protocol: Protocol, log: Callable[[str], None] = print) -> None:
         from greenprune.models import load_model
+        from greenprune.models.positions import check_sequence_length
         from greenprune.tasks import get_task
 
         self.spec = model
@@ -77,7 +78,11 @@ class AlpineExperiment:
             raise AlpineError(f"--task {protocol.task}: ALPINE runs on encoder classification tasks (defect, clone)")
         p = protocol
         self.splits = self.task.load(p.data) if p.data else self.task.embedded(size=p.size, seed=p.seed)
+        self.splits.nonempty("test")  # before any fine-tuning time is spent
+        if p.finetune:
+            self.splits.nonempty("train")
         self.loaded = load_model(model, task=protocol.task)
+        check_sequence_length(self.loaded.model, p.max_length, option="max_length", name=model)
         self.pretrained = copy.deepcopy(self.loaded.model) if p.finetune else None
         self.model = self.loaded.model
         self.tokenizer = self.loaded.tokenizer

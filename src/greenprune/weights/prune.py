@@ -16,7 +16,7 @@ from torch import nn
 from greenprune.measure.size import total_parameters
 from greenprune.weights.criteria import GRANULARITIES, METHODS, SCOPES, CriterionError, group_sets, select_and_mask
 from greenprune.weights.masks import effective_weight, is_masked, masked_modules
-from greenprune.weights.targets import resolve_targets
+from greenprune.weights.targets import resolve_targets, target_matcher
 
 
 @dataclass
@@ -48,7 +48,10 @@ class WeightPruningConfig:
         if not 0.0 <= float(self.sparsity) <= 1.0:
             raise CriterionError(f"sparsity must be within [0, 1], got {self.sparsity}")
         if self.targets is not None:
-            self.targets = tuple(self.targets)
+            # one pattern given as a string is one pattern, not one per character
+            self.targets = (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)
+            for pattern in self.targets:  # a bad regex fails here, before a model is loaded
+                target_matcher(pattern)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

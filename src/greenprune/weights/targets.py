@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from torch import nn
@@ -57,9 +57,15 @@ def default_target_names(model: nn.Module) -> list[str]:
     return [f"{span.prefix}.{proj}" for span in transformer_layers(model) for proj in span.family.layer_linear_names()]
 
 
-def _matcher(pattern: str):
+def target_matcher(pattern: str) -> Callable[[str], bool]:
+    """Whether a qualified module name matches `pattern` (a glob, or a regex after `re:`); a bad regex names it."""
+    if not isinstance(pattern, str) or not pattern:
+        raise TargetError(f"target pattern {pattern!r}: expected a non-empty glob or re:REGEX string")
     if pattern.startswith("re:"):
-        regex = re.compile(pattern[3:])
+        try:
+            regex = re.compile(pattern[3:])
+        except re.error as exc:
+            raise TargetError(f"target pattern {pattern!r} is not a valid regular expression: {exc}") from exc
         return lambda name: regex.fullmatch(name) is not None
     return lambda name: fnmatch.fnmatchcase(name, pattern)
 
@@ -92,7 +98,7 @@ def resolve_targets(model: nn.Module, patterns: Sequence[str] | None = None) -> 
     tied = _tied_modules(modules)
     chosen: dict[str, nn.Module] = {}
     for pattern in patterns:
-        match = _matcher(pattern)
+        match = target_matcher(pattern)
         hits = [name for name, m in modules.items() if name and match(name) and _prunable(m)]
         if hits and all(name in tied for name in hits):
             raise TargetError(
