@@ -42,6 +42,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--fresh", action="store_true", help="ignore saved rows")
     ap.add_argument("--markdown-only", action="store_true", help="re-render qwen-tie.md from the saved rows")
     ap.add_argument("--produced-by", default=None, help="with --markdown-only: the command that measured the rows")
+    ap.add_argument("--note", default="", help="a closing paragraph for qwen-tie.md (e.g. what is still pending)")
     return ap.parse_args()
 
 
@@ -136,7 +137,7 @@ def sign_p(a: int, b: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def render(rows: dict[str, Any], produced_by: str) -> str:
+def render(rows: dict[str, Any], produced_by: str, note: str = "") -> str:
     from greenprune.tasks.metrics import wilson_interval
 
     names = [n for n in VARIANTS if n in rows]
@@ -164,9 +165,12 @@ def render(rows: dict[str, Any], produced_by: str) -> str:
            "| variant | parameters | perplexity | pass@1 | 95% interval | solved |", "|---|---:|---:|---:|---|---:|"]
     for name in names:
         s = len(solved(name))
-        lo, hi = wilson_interval(s, n_he) if n_he else (float("nan"), float("nan"))
-        out.append(f"| {name} | {rows[name]['params']:,} | {ppl(name):.4f} | {s / max(n_he, 1):.3f} | "
-                   f"[{lo:.3f}, {hi:.3f}] | {s}/{n_he} |")
+        if n_he:
+            lo, hi = wilson_interval(s, n_he)
+            he = f"{s / n_he:.3f} | [{lo:.3f}, {hi:.3f}] | {s}/{n_he}"
+        else:
+            he = "- | - | -"
+        out.append(f"| {name} | {rows[name]['params']:,} | {ppl(name):.4f} | {he} |")
     out += ["", "Paired comparisons (same problems, same functions): only-A / only-B = problems solved by one "
             "variant and not the other, with the exact two-sided McNemar p; A better / B better = functions where "
             "A's per-token NLL is lower / higher, with the sign-test p.", "",
@@ -199,7 +203,8 @@ def render(rows: dict[str, Any], produced_by: str) -> str:
             "own layout (494,032,768 parameters instead of 630M) and the untied model is kept only if it is "
             "significantly better on perplexity as well.", ""]
     chosen = he_best if he_sig else ("untied" if untied_better else best_tied)
-    noise = ("all pass@1 differences are within noise (every McNemar p ≥ 0.05)" if he_noise
+    noise = ("pass@1 was not measured (no HumanEval problem finished for every variant)" if not n_he
+             else "all pass@1 differences are within noise (every McNemar p ≥ 0.05)" if he_noise
              else "pass@1 differs significantly")
     out.append(f"**Kept: {chosen}** — {noise}" + (f" and {he_best} solves the most" if he_sig else "")
                + f"; {best_tied} has the lower perplexity of the tied variants "
@@ -207,6 +212,8 @@ def render(rows: dict[str, Any], produced_by: str) -> str:
                + (f"; untied ({ppl('untied'):.4f}) is not significantly better on perplexity" if not untied_better
                   else "")
                + f". So `QWEN_TIE_FROM` in `src/greenprune/models/embedded.py` is set to `{VARIANTS[chosen]!r}`.")
+    if note:
+        out += ["", note]
     return "\n".join(out) + "\n"
 
 
@@ -221,7 +228,7 @@ def main() -> None:
         rows = measure(args, path)
         rows["meta"]["command"] = command
         save(path, rows)
-    (RESULTS / "qwen-tie.md").write_text(render(rows, command))
+    (RESULTS / "qwen-tie.md").write_text(render(rows, command, args.note))
     print((RESULTS / "qwen-tie.md").read_text())
 
 
