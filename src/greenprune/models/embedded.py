@@ -16,13 +16,14 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from greenprune._utils import cache_dir
-from greenprune.checkpoint import save_hf
+from greenprune.checkpoint import MARKER, save_hf
 from greenprune.errors import GreenpruneError
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -266,6 +267,13 @@ def _built_from(folder: Path) -> dict[str, Any] | None:
         return None
 
 
+def _discard_stale_cache(target: Path) -> None:
+    """A cache folder that is not a complete greenprune checkpoint (an older build, a killed one) is greenprune's own
+    to remove: it lives inside `cache_dir`, which holds nothing a user wrote."""
+    if target.is_dir() and not (target / MARKER).is_file() and cache_dir() in target.parents:
+        shutil.rmtree(target)
+
+
 def qwen_dir(tie_from: TieFrom = QWEN_TIE_FROM) -> Path:
     """A plain HF folder (safetensors, fp32, tied) of Qwen2.5-Coder-0.5B-Instruct, built once and cached.
 
@@ -279,13 +287,12 @@ def qwen_dir(tie_from: TieFrom = QWEN_TIE_FROM) -> Path:
     if record is not None and all(record.get(k) == v for k, v in want.items()) and any(target.glob("*.safetensors")):
         return target
     gguf = qwen_gguf()
+    _discard_stale_cache(target)
     logging.getLogger(__name__).info("dequantising %s once into %s (about a minute)", gguf.name, target)
     model, tokenizer = qwen_from_gguf(gguf, tie_from)
     params = sum(p.numel() for p in model.parameters())  # parameters() yields a tied matrix once
-    with atomic_directory(target) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / _COMPLETE).write_text(json.dumps({**want, "alias": QWEN_ALIAS, "parameters": params}, indent=1))
+    save_hf(model, tokenizer, target, kind="cache", overwrite=True, option="cache folder",
+            files={_COMPLETE: json.dumps({**want, "alias": QWEN_ALIAS, "parameters": params}, indent=1)})
     del model
     return target
 
