@@ -70,9 +70,11 @@ def finetune(
         from greenprune.devices import resolve_device
         from greenprune.measure.records import ResultRecord
         from greenprune.models import load_model
+        from greenprune.models.config import check_model_for_task
         from greenprune.tasks import TrainConfig, get_task
 
         resolve_device(device)  # a bad --device fails before data and model are loaded
+        check_model_for_task(model, task)
         record_path = json_path or (output / "result.json" if output else None)
         if output is not None:  # before the training, not after it
             check_output_target(output / "best", overwrite=overwrite, option="--output")
@@ -140,9 +142,11 @@ def evaluate(
         from greenprune.devices import resolve_device
         from greenprune.measure.records import ResultRecord
         from greenprune.models import load_model
+        from greenprune.models.config import check_model_for_task
         from greenprune.tasks import get_task
 
         target = resolve_device(device)  # a bad --device fails before data and model are loaded
+        check_model_for_task(model, task)
         if json_path is not None:  # before the evaluation, not after it
             check_record_target(json_path, overwrite=overwrite)
         spec = get_task(task)

@@ -72,3 +72,12 @@ def num_layers(config: Any) -> int:
 
 
 __all__ = ["model_config", "num_layers"]
+
+
+def check_model_for_task(spec: str | os.PathLike[str], task: str) -> None:
+    """Refuse a model/task pairing (an encoder asked for an LM task) from the config alone, before data or weights
+    are loaded; the same check `load_model` makes."""
+    from greenprune.models.hub import head_for
+
+    config = model_config(spec)
+    head_for(task, family_of(config.model_type), model_type=config.model_type, name=str(spec))
