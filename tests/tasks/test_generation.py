@@ -72,3 +72,43 @@ def test_generate_texts_refuses_a_zero_budget(tiny_llama):
     model, tokenizer = tiny_llama
     with pytest.raises(OptionError, match="max_new_tokens must be a positive integer, got 0"):
         generate_texts(model, tokenizer, ["def f():"], max_new_tokens=0)
+
+
+def test_preallocated_cache_writes_in_place_and_matches_the_dynamic_cache(tiny_llama):
+    import inspect
+
+    import torch
+    from transformers import DynamicCache
+
+    from greenprune.tasks.generation import preallocated_cache
+
+    model, tokenizer = tiny_llama
+    ids = tokenizer(["def f(x):\n    return x"], return_tensors="pt", add_special_tokens=False)["input_ids"]
+    kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    cache, ref = preallocated_cache(model, ids.shape[1] + 3), DynamicCache(config=model.config)
+    with torch.no_grad():
+        out, ref_out = model(input_ids=ids, **{kw: cache}), model(input_ids=ids, **{kw: ref})
+        pointer = cache.layers[0].keys.data_ptr()
+        for _ in range(3):  # decode steps: the cache grows in its buffer, never reallocated
+            nxt = out.logits[:, -1:].argmax(-1)
+            out = model(input_ids=nxt, **{kw: cache})
+            ref_out = model(input_ids=nxt, **{kw: ref})
+            assert torch.equal(out.logits, ref_out.logits)
+    assert cache.layers[0].keys.data_ptr() == pointer
+    assert cache.get_seq_length() == ref.get_seq_length() == ids.shape[1] + 3
+    for mine, theirs in zip(cache.layers, ref.layers, strict=True):
+        assert torch.equal(mine.keys, theirs.keys) and torch.equal(mine.values, theirs.values)
+    with pytest.raises(RuntimeError, match="cannot take position"), torch.no_grad():
+        model(input_ids=nxt, **{kw: cache})  # one position past its capacity
+
+
+def test_real_model_chat_prompts_match_generate(smollm2):
+    from greenprune.tasks.generate import CHAT_STOPS, chat_prompt
+
+    problems = get_task("generate").embedded().test[:3]
+    model, tokenizer = smollm2.model, smollm2.tokenizer
+    prompts = [chat_prompt(tokenizer, p) for p in problems]
+    ours = generate_texts(model, tokenizer, prompts, max_new_tokens=40, stops=CHAT_STOPS, batch_size=3)
+    ref = generate_texts(model, tokenizer, prompts, max_new_tokens=40, stops=CHAT_STOPS, batch_size=3,
+                         drop_finished=False)
+    assert ours == ref and all(t.strip() for t in ours)

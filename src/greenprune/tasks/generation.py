@@ -4,6 +4,11 @@ Greedy decoding of decoder-only models uses our own loop that drops a sequence f
 cache) as soon as it is finished, so a batch costs what its sequences need rather than what its longest one
 needs; `transformers`' `generate` keeps decoding padding for finished rows. Prompts are batched by length so
 little padding is computed. Sampling and encoder-decoder models go through `generate`.
+
+The loop's KV cache is preallocated to prompt + `max_new_tokens` positions and written in place: `transformers`'
+dynamic cache concatenates (allocates and copies) every layer's whole cache at every step, where profiles of a
+0.5B model on CPU found the decode loop's time. The arithmetic is unchanged, so the tokens are the same (tests pin
+them).
 """
 
 from __future__ import annotations
@@ -44,6 +49,82 @@ class _StopOnStrings:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+def _preallocated_layer_class() -> type:
+    """One attention layer's KV cache in a buffer of fixed capacity, written in place (no per-step `torch.cat`).
+
+    Built on `transformers`' `DynamicLayer` (subclassed here so importing this module stays light); `keys` and
+    `values` are views of the filled part, which is what attention reads.
+    """
+    from transformers.cache_utils import DynamicLayer
+
+    class PreallocatedLayer(DynamicLayer):  # type: ignore[misc,valid-type]
+        def __init__(self, capacity: int) -> None:
+            super().__init__()
+            self.capacity, self.length = capacity, 0
+            self._k: torch.Tensor | None = None
+            self._v: torch.Tensor | None = None
+
+        def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+            self.device = key_states.device
+            b, h, _, d = key_states.shape
+            self._k = key_states.new_empty(b, h, self.capacity, d)
+            self._v = value_states.new_empty(b, h, self.capacity, value_states.shape[-1])
+            self.is_initialized = True
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+                   **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            assert self._k is not None and self._v is not None
+            end = self.length + key_states.shape[-2]
+            if end > self.capacity:
+                raise RuntimeError(f"KV cache of {self.capacity} positions cannot take position {end}")
+            self._k[:, :, self.length : end] = key_states
+            self._v[:, :, self.length : end] = value_states
+            self.length = end
+            self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self.length
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            if self._k is None or self._v is None:
+                return
+            self._k, self._v = self._k[indices], self._v[indices]
+            self.keys, self.values = self._k[:, :, : self.length], self._v[:, :, : self.length]
+
+        def crop(self, tokens_to_remove: int) -> None:
+            raise NotImplementedError("the preallocated generation cache is not croppable")
+
+        def reset(self) -> None:
+            self.length = 0
+
+    return PreallocatedLayer
+
+
+def preallocated_cache(model: nn.Module, capacity: int) -> Any | None:
+    """A `DynamicCache` whose full-attention layers write into preallocated buffers of `capacity` positions.
+
+    None when the model's config yields no per-layer cache (the model then builds its own): other layer kinds
+    (sliding window, linear attention) keep their `transformers` implementation.
+    """
+    try:
+        from transformers.cache_utils import DynamicCache, DynamicLayer
+    except ImportError:
+        return None
+    config = getattr(model, "config", None)
+    try:
+        cache = DynamicCache(config=config)
+    except Exception:  # an unusual config: fall back to the model's own cache
+        return None
+    if not cache.layers:
+        return None
+    layer_class = _preallocated_layer_class()
+    cache.layers = [layer_class(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
+
+
 def _eos_ids(model: nn.Module, tokenizer: Any) -> set[int]:
     ids: set[int] = set()
     config = getattr(model, "generation_config", None)
@@ -64,6 +145,7 @@ def greedy_decode(
     *,
     max_new_tokens: int,
     stops: Sequence[str],
+    preallocate: bool = True,
 ) -> list[list[int]]:
     """New token ids per (left-padded) prompt, greedy; a row leaves the batch once it hits EOS or a stop string.
 
@@ -79,7 +161,7 @@ def greedy_decode(
     active = torch.arange(rows)
     mask = attention_mask.long()
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache = None
+    cache = preallocated_cache(model, input_ids.shape[1] + max_new_tokens) if preallocate else None
     step_ids, step_pos = input_ids, positions
     for _ in range(max_new_tokens):
         out = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, use_cache=True,
