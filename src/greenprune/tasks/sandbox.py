@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -284,13 +285,14 @@ def _interpreter() -> str:
     return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
 
 
-def _uids_in_use() -> set[int]:
-    taken = set()
+def _process_uids() -> Counter[int]:
+    """How many processes each uid runs now (one walk over /proc)."""
+    uids: Counter[int] = Counter()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                taken.add(entry.stat().st_uid)
-    return taken
+                uids[entry.stat().st_uid] += 1
+    return uids
 
 
 def _throwaway_uid() -> int | None:
@@ -298,24 +300,12 @@ def _throwaway_uid() -> int | None:
     processes afterwards is safe, and the kernel applies RLIMIT_NPROC to it (it exempts real root)."""
     if os.geteuid() != 0:
         return None
-    taken = _uids_in_use()
+    taken = _process_uids()
     low, high = THROWAWAY_UIDS
     while True:
         uid = low + secrets.randbelow(high - low)
         if uid not in taken:
             return uid
-
-
-def _processes_of_user(uid: int) -> int:
-    count = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    count += 1
-            except OSError:
-                continue
-    return count
 
 
 @functools.lru_cache(maxsize=1)
@@ -404,7 +394,7 @@ def _kill_uid(uid: int) -> None:
     for _ in range(20):
         subprocess.run([_interpreter(), "-I", "-S", "-c", _KILL_ALL, str(uid)], stdin=subprocess.DEVNULL,
                        capture_output=True, timeout=30, check=False)
-        if _processes_of_user(uid) == 0:
+        if _process_uids()[uid] == 0:
             return
         time.sleep(0.05)
 
@@ -450,7 +440,7 @@ def _run(source: str, config: SandboxConfig, namespaced: bool) -> SandboxResult:
         "sys_keyctl": _SYS_KEYCTL.get(os.uname().machine, -1), "disk_mb": config.disk_mb,
         "init_pid_file": str(init_pid), "setup_fd": ready_w,
         # a fresh user namespace or a fresh uid counts only this run's processes; otherwise the user's others too
-        "nproc": config.max_processes + (2 if namespaced or outer is not None else _processes_of_user(os.getuid())),
+        "nproc": config.max_processes + (2 if namespaced or outer is not None else _process_uids()[os.getuid()]),
     }
     cmd = [_interpreter(), "-I", "-S", "-c", _PRELUDE, str(program), json.dumps(cfg)]
     home = "/" if namespaced else str(workdir)
