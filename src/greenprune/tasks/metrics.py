@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Sequence
 
@@ -116,6 +117,9 @@ def _ngrams(words: list[str], n: int = 4) -> Counter[tuple[str, ...]]:
     return counts
 
 
+_TINY = sys.float_info.min  # the CodeXGLUE evaluator's epsilon (bleu.py score_cooked), in both log terms
+
+
 def sentence_bleu4_smoothed(reference: str, hypothesis: str, n: int = 4) -> float:
     """Smoothed BLEU-4 of one hypothesis against one reference, in [0, 1] (CodeXGLUE's sentence score)."""
     ref = _normalize(_split_puncts(reference.strip().lower()))
@@ -127,7 +131,9 @@ def sentence_bleu4_smoothed(reference: str, hypothesis: str, n: int = 4) -> floa
         guess = max(len(hyp) - k + 1, 0)
         correct = sum(min(c, ref_counts.get(g, 0)) for g, c in hyp_counts.items() if len(g) == k)
         add = 1 if k > 1 else 0
-        log_bleu += math.log(correct + add + 1e-15) - math.log(guess + add + 1e-9)
+        # the evaluator's epsilon in both logs: an empty hypothesis then scores exp(brevity penalty), not 31.6×
+        # less, and a unigram miss drives the score to ~0 as it does there
+        log_bleu += math.log(correct + add + _TINY) - math.log(guess + add + _TINY)
     log_bleu /= n
     brevity = min(0.0, 1 - (len(ref) + 1) / (len(hyp) + 1))
     return math.exp(log_bleu + brevity)
