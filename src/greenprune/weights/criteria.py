@@ -28,7 +28,7 @@ from greenprune.weights.targets import transformer_layers
 if TYPE_CHECKING:
     from greenprune.structure.calibration import InputStats
 
-METHODS = tuple(IMPORTANCES)  # registered criteria, in registration order (random, l1, wanda, ...)
+METHODS = tuple(IMPORTANCES)  # the built-in criteria (random, l1, wanda); validation reads the live registry
 SCOPES = ("global", "per-tensor", "per-row")
 GRANULARITIES = ("unstructured", "rows", "heads")
 UNSTRUCTURED = "unstructured"

@@ -17,7 +17,6 @@ from torch import nn
 from greenprune.measure.size import total_parameters
 from greenprune.weights.criteria import (
     GRANULARITIES,
-    METHODS,
     SCOPES,
     UNSTRUCTURED,
     CriterionError,
@@ -25,7 +24,7 @@ from greenprune.weights.criteria import (
     parse_pattern,
     select_and_mask,
 )
-from greenprune.weights.importance import importance_for
+from greenprune.weights.importance import IMPORTANCES, importance_for
 from greenprune.weights.masks import effective_weight, is_masked, masked_modules
 from greenprune.weights.targets import resolve_targets, target_matcher
 
@@ -63,8 +62,8 @@ class WeightPruningConfig:
     calibration_seq_len: int = 256
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise CriterionError(f"unknown method {self.method!r}; expected one of: {', '.join(METHODS)}")
+        if self.method not in IMPORTANCES:  # the live registry, so a criterion registered later is accepted
+            raise CriterionError(f"unknown method {self.method!r}; expected one of: {', '.join(IMPORTANCES)}")
         if self.scope is None:
             self.scope = importance_for(self.method).default_scope
         for option, value, allowed in (
