@@ -94,3 +94,16 @@ def test_smoothed_bleu4_epsilons_match_the_codexglue_evaluator():
     # brevity 1 - 4/2 = -1
     expected = math.exp(-1022 * math.log(2) / 4 - 1)
     assert metrics.sentence_bleu4_smoothed("a b c", "x") == pytest.approx(expected, rel=1e-9)
+
+
+def test_bootstrap_intervals_cover_the_mean_and_are_seeded():
+    assert metrics.bootstrap_mean_interval([3.0] * 20) == (3.0, 3.0)
+    values = [0.0] * 50 + [10.0] * 50  # mean 5, standard error 0.5: the 95% interval is about 5 ± 1
+    low, high = metrics.bootstrap_mean_interval(values, resamples=4000)
+    assert 3.7 < low < 4.3 and 5.7 < high < 6.3
+    assert metrics.bootstrap_mean_interval(values, seed=1) == metrics.bootstrap_mean_interval(values, seed=1)
+    assert metrics.bootstrap_ratio_interval(values, values) == (1.0, 1.0)  # paired: the same examples each draw
+    low, high = metrics.bootstrap_ratio_interval([v / 2 for v in values], values)
+    assert low == pytest.approx(0.5) and high == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        metrics.bootstrap_ratio_interval([1.0], [1.0, 2.0])

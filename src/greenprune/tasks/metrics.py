@@ -149,6 +149,35 @@ def smoothed_bleu4(references: Sequence[str], hypotheses: Sequence[str]) -> floa
     return 100.0 * sum(scores) / len(scores)
 
 
+def bootstrap_mean_interval(values: Sequence[float], resamples: int = 2000, seed: int = 0,
+                            level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of per-example scores (e.g. sentence BLEU), seeded."""
+    if not values:
+        raise ValueError("no values to bootstrap")
+    data = np.asarray(values, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
+    tail = (1.0 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))
+
+
+def bootstrap_ratio_interval(candidate: Sequence[float], baseline: Sequence[float], resamples: int = 2000,
+                             seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Paired percentile bootstrap interval of mean(candidate) / mean(baseline) over the same examples."""
+    if len(candidate) != len(baseline) or not candidate:
+        raise ValueError(f"paired bootstrap needs equal, non-empty lists (got {len(candidate)}, {len(baseline)})")
+    cand, base = np.asarray(candidate, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(cand), size=(resamples, len(cand)))
+    num, den = cand[idx].mean(axis=1), base[idx].mean(axis=1)
+    ratios = np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0)
+    ratios = ratios[~np.isnan(ratios)]
+    if not len(ratios):
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2
+    return float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1.0 - tail))
+
+
 def sacrebleu(references: Sequence[str], hypotheses: Sequence[str]) -> float:
     """sacreBLEU corpus BLEU (default 13a tokenisation), ×100."""
     import sacrebleu as sb
