@@ -112,7 +112,7 @@ def test_n_m_masks_have_exactly_n_zeros_in_every_group_of_m(llama, method, patte
 
 
 def test_n_m_options_are_validated_before_any_mask(llama):
-    with pytest.raises(GreenpruneError, match="fixes the sparsity at 0.5"):
+    with pytest.raises(GreenpruneError, match=r"fixes the sparsity at 0\.5"):
         WeightPruningConfig(pattern="2:4", sparsity=0.3)
     with pytest.raises(GreenpruneError, match="needs granularity 'unstructured'"):
         WeightPruningConfig(pattern="2:4", granularity="rows")
@@ -171,7 +171,7 @@ def test_a_new_criterion_is_one_registered_class(llama, monkeypatch):
     for name, module in resolve_targets(llama).items():
         orig, keep = module.weight_orig.detach().abs(), module.weight_mask.bool()
         assert orig[~keep].min() >= orig[keep].max(), name
-    with pytest.raises(GreenpruneError, match="unknown method 'nope'.*wanda"):
+    with pytest.raises(GreenpruneError, match=r"unknown method 'nope'.*wanda"):
         WeightPruningConfig(method="nope")
 
 
