@@ -17,7 +17,7 @@ from greenprune.weights.prune import PruningReport, TensorSparsity, WeightPrunin
 from greenprune.weights.targets import TargetError, default_target_names, resolve_targets
 
 __all__ = [
-    "CriterionError", "Importance", "PruningReport", "TargetError", "TensorSparsity", "WeightPruningConfig", "apply_masks",
-    "default_target_names", "dense_state_dict", "get_masks", "is_masked", "make_permanent", "masked_modules",
-    "prune", "register_importance", "remove_masks", "resolve_targets", "sparsity_report",
+    "CriterionError", "Importance", "PruningReport", "TargetError", "TensorSparsity", "WeightPruningConfig",
+    "apply_masks", "default_target_names", "dense_state_dict", "get_masks", "is_masked", "make_permanent",
+    "masked_modules", "prune", "register_importance", "remove_masks", "resolve_targets", "sparsity_report",
 ]
