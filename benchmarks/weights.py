@@ -25,6 +25,7 @@ import fnmatch
 import json
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -388,6 +389,8 @@ def main() -> None:
         atomic_write_text(args.out, render(rows, order, args))
         brief = {k: result.get(k) for k in ("bleu", "pass@1", "perplexity", "sparsity", "latency_ratio", "seconds")}
         print(f"[done] {row.key}: {json.dumps(brief)}", flush=True)
+    if bench is not None:
+        shutil.rmtree(bench.tmp, ignore_errors=True)  # the scratch checkpoints written for byte counts
     atomic_write_text(args.out, render(rows, order, args))
     print(f"wrote {args.out} ({len(rows)} rows in {args.rows_file})")
 
