@@ -1,214 +1,398 @@
-"""Weight pruning and quantisation of smollm2-135m on embedded code-to-text (the CodeBERT study, pushed further).
+"""Weight pruning of a code LLM (default qwen2.5-coder-0.5b): criteria × scopes × sparsities, N:M, dtypes.
 
-Rows: BLEU vs sparsity for random/L1 × global/per-tensor (one shot, no recovery); L1-global 50% after a short
-masked recovery fine-tune, beside the dense model fine-tuned the same way (the fair reference); fp16 and
-int8-dynamic; compact checkpoint bytes; and measured forward speed against dense fp32 in the same process
-(interleaved): unstructured 50% (no speed-up expected on dense kernels), FFN rows removed physically (structured:
-expected faster), fp16, int8.
+Rows: the dense model; random / L1 / Wanda × global / per-tensor / per-row at each sparsity, and each criterion
+with each N:M pattern (2:4 by default), one-shot; the rows at `--recover-sparsities` (and the N:M rows) again
+after a short masked recovery fine-tune, beside the dense model fine-tuned the same way (the fair reference for
+every recovered row); fp16 / bf16 / int8 of the dense model. Each row measures code-to-text smoothed BLEU-4 on
+held-out stdlib functions (test split, by file; Wanda calibrates on the training split) with a bootstrap
+interval, HumanEval pass@1 (greedy, sandboxed), perplexity on held-out stdlib code, forward latency against the
+dense model in this process (interleaved rounds), and the compact-checkpoint bytes.
 
-    python benchmarks/weights.py [--examples 30] [--max-new-tokens 20] [--recover-steps 60]
+Rows are saved one by one to a JSON rows file, and a rerun skips the rows already there, so an interrupted sweep
+resumes; the results file (with the exact command and the computed aim check) is re-rendered after every row.
+
+    OMP_NUM_THREADS=2 python benchmarks/weights.py                       # the full sweep (hours on a CPU)
+    python benchmarks/weights.py --model smollm2-135m --examples 8 --humaneval 2 --limit 2 \\
+        --rows-file /tmp/w.rows.json --out /tmp/w.md                      # a smoke run
+    python benchmarks/weights.py --markdown-only                         # re-render from the saved rows
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import fnmatch
+import json
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import Any
 
 os.environ.setdefault("GREENPRUNE_NO_PROGRESS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import torch
+
 from greenprune._utils import atomic_write_text, seed_everything
-from greenprune.measure import compare
-from greenprune.measure.inputs import code_batches
-from greenprune.models import load_model
-from greenprune.quantize import quantize
-from greenprune.tasks import get_task
-from greenprune.weights import WeightPruningConfig, make_permanent, prune
-from greenprune.weights.lottery import LotteryConfig, train_round
-from greenprune.weights.shrink import shrink_gated_ffn
-from greenprune.weights.sparse_io import folder_bytes, save_sparse
+from greenprune.tasks.metrics import bootstrap_mean_interval, bootstrap_ratio_interval
 
-RESULTS = Path(__file__).parent / "results" / "weights.md"
+RESULTS = Path(__file__).parent / "results"
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 
 
-def aim_lines(zero_shot: float, recovered: float, reference: float, sparsity: float, steps: int) -> list[str]:
-    """The issue's aim (50% unstructured at >= 99% of dense BLEU after recovery), judged against both dense rows.
+@dataclass(frozen=True)
+class Row:
+    """One planned row; `key` names it in the rows file."""
 
-    The recovered model is fine-tuned on the task, so only the dense model fine-tuned the same way is a fair
-    reference; the zero-shot ratio is quoted beside it because that is the column the table shows.
-    """
-    fair = recovered / reference if reference > 0 else float("nan")
-    of_zero_shot = recovered / zero_shot if zero_shot > 0 else float("nan")
-    verdict = "met" if fair >= 0.99 else "not met"
-    return [
-        f"**Aim check (computed).** L1 global at {100 * sparsity:.1f}% sparsity after {steps} masked fine-tune "
-        f"steps scores BLEU {recovered:.2f}: {100 * of_zero_shot:.1f}% of the zero-shot dense model and "
-        f"{100 * fair:.1f}% of the dense model fine-tuned the same way for the same {steps} steps "
-        f"(BLEU {reference:.2f}). Against that fair reference the aim (50% at >= 99% of dense BLEU after "
-        f"recovery) is **{verdict}**. The \"% of dense\" column divides by the zero-shot dense row. BLEU on this "
-        "few functions with this few new tokens is a small, noisy sample.",
+    key: str
+    kind: str  # "dense" | "prune" | "dtype"
+    method: str = "-"
+    scope: str = "-"
+    sparsity: float | None = None
+    pattern: str = "unstructured"
+    recover: bool = False
+    dtype: str = "fp32"
+
+    @property
+    def reference(self) -> str:
+        """The row this one is judged against: the dense model given the same recovery (or none)."""
+        return "dense+rec" if self.recover else "dense"
+
+
+def plan(args: argparse.Namespace) -> list[Row]:
+    methods, scopes = args.methods.split(","), args.scopes.split(",")
+    sparsities = [float(s) for s in args.sparsities.split(",") if s]
+    recover_at = {float(s) for s in args.recover_sparsities.split(",") if s}
+    patterns = [p for p in args.patterns.split(",") if p]
+    rows = [Row("dense", "dense")]
+    if args.recover_steps > 0:
+        rows.append(Row("dense+rec", "dense", recover=True))
+    for method in methods:
+        for scope in scopes:
+            for s in sparsities:
+                key = f"{method}/{scope}/{s:.2f}"
+                rows.append(Row(key, "prune", method, scope, s))
+                if args.recover_steps > 0 and s in recover_at:
+                    rows.append(Row(key + "+rec", "prune", method, scope, s, recover=True))
+        for pattern in patterns:
+            rows.append(Row(f"{method}/{pattern}", "prune", method, "-", None, pattern))
+            if args.recover_steps > 0:
+                rows.append(Row(f"{method}/{pattern}+rec", "prune", method, "-", None, pattern, recover=True))
+    rows += [Row(f"dtype/{dt}", "dtype", dtype=dt) for dt in args.dtypes.split(",") if dt]
+    if args.only:
+        globs = args.only.split(",")
+        rows = [r for r in rows if r.key in ("dense", "dense+rec") or any(fnmatch.fnmatchcase(r.key, g)
+                                                                          for g in globs)]
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ measuring
+
+
+class Bench:
+    """The model, data and dense references shared by every row of one run."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from greenprune.measure.inputs import code_batches
+        from greenprune.models import load_model
+        from greenprune.tasks import get_task
+
+        self.args = args
+        self.summarize = get_task("summarize")
+        self.splits = self.summarize.embedded(size=max(400, 10 * args.examples), seed=0)
+        self.test = self.splits.test[: args.examples]
+        self.generate = get_task("generate")
+        self.problems = self.generate.embedded(size=args.humaneval).test if args.humaneval else []
+        self.perplexity = get_task("perplexity")
+        self.ppl_examples = self.perplexity.embedded(size=max(400, 10 * args.ppl_examples), seed=0).test[
+            : args.ppl_examples]
+        loaded = load_model(args.model, task="summarize")
+        self.dense, self.tok = loaded.model, loaded.tokenizer
+        self.dense.eval()
+        self.speed_data = list(code_batches(self.tok, batch_size=8, seq_len=128, n_batches=2))
+        self.tmp = Path(tempfile.mkdtemp(prefix="gp_weights_"))
+        self._calib: list[dict[str, torch.Tensor]] | None = None
+
+    def calibration(self) -> list[dict[str, torch.Tensor]]:
+        """Wanda's calibration windows (training split of the stdlib corpus), tokenised once per run."""
+        if self._calib is None:
+            from greenprune.structure.calibration import calibration_batches
+            from greenprune.weights.prune import calibration_texts
+
+            self._calib = calibration_batches(self.tok, calibration_texts("stdlib"), seq_len=self.args.calib_seq_len,
+                                              batch_size=4, max_batches=-(-self.args.calib_windows // 4))
+        return self._calib
+
+    def quality(self, model: torch.nn.Module) -> dict[str, Any]:
+        a = self.args
+        out: dict[str, Any] = {}
+        scores = self.summarize.evaluate(model, self.tok, self.test, batch_size=a.batch_size,
+                                         max_new_tokens=a.max_new_tokens)
+        per = [e["bleu4_smoothed"] for e in scores.details["per_example"]]
+        out.update(bleu=scores["bleu4_smoothed"], bleu_ci=list(bootstrap_mean_interval(per)), bleu_per_example=per,
+                   bleu_examples=len(per))
+        if self.problems:
+            gen = self.generate.evaluate(model, self.tok, self.problems, batch_size=a.gen_batch_size,
+                                         max_new_tokens=a.gen_max_new_tokens, prompt_style=a.prompt_style)
+            out.update({"pass@1": gen["pass@1"], "problems": len(self.problems),
+                        "passed": [int(p["passed"]) for p in gen.details["per_problem"]]})
+        if self.ppl_examples:
+            out["perplexity"] = self.perplexity.evaluate(model, self.tok, self.ppl_examples,
+                                                         batch_size=a.batch_size)["perplexity"]
+        return out
+
+    def speed(self, model: torch.nn.Module, name: str) -> dict[str, Any]:
+        from greenprune.measure import compare
+
+        comp = compare(self.dense, model, self.speed_data, names=("dense fp32", name), rounds=self.args.rounds,
+                       energy=False, count_memory=False)
+        ci = comp.latency_ratio_ci95
+        return {"latency_ratio": comp.ratios.get("latency_interleaved"), "latency_ci": list(ci) if ci else None,
+                "speed_verdict": comp.verdict, "checkpoint_bytes_ratio": comp.ratios.get("checkpoint_bytes")}
+
+    def recover(self, model: torch.nn.Module) -> None:
+        """A short masked fine-tune on the code-to-text training split (LM loss on the summary tokens)."""
+        from greenprune.weights.lottery import LotteryConfig, train_round
+
+        steps = self.args.recover_steps
+        train = list(self.summarize.train_batches(self.tok, self.splits.train, 4, 256))
+        config = LotteryConfig(stop="last", eval_every=steps, steps_per_round=steps, lr=self.args.recover_lr)
+        # no model selection: the final step is kept, so the evaluation hook only has to return a number
+        train_round(model, iter(train * (1 + steps // max(1, len(train)))), lambda m: 0.0, config, desc="recovery")
+        model.eval()
+
+    def measure(self, row: Row) -> dict[str, Any]:
+        from greenprune.quantize import quantize
+        from greenprune.weights import WeightPruningConfig, make_permanent, prune
+        from greenprune.weights.sparse_io import folder_bytes, save_sparse
+
+        started = time.time()
+        result: dict[str, Any] = {"row": row.key, "kind": row.kind, "method": row.method, "scope": row.scope,
+                                  "pattern": row.pattern, "recovery_steps": self.args.recover_steps if row.recover
+                                  else 0, "dtype": row.dtype, "reference": row.reference}
+        if row.kind == "dtype":
+            model = quantize(self.dense, row.dtype)
+            if row.dtype in ("fp16", "bf16"):
+                model.save_pretrained(self.tmp / row.dtype, safe_serialization=True)
+                result["checkpoint_bytes"] = folder_bytes(self.tmp / row.dtype)
+        elif row.kind == "dense" and not row.recover:
+            model = self.dense
+            self.dense.save_pretrained(self.tmp / "dense", safe_serialization=True)
+            result["checkpoint_bytes"] = folder_bytes(self.tmp / "dense")
+        else:
+            model = copy.deepcopy(self.dense)
+            if row.kind == "prune":
+                config = WeightPruningConfig(method=row.method, scope=None if row.scope == "-" else row.scope,
+                                             sparsity=row.sparsity, pattern=row.pattern, seed=0)
+                report = prune(model, config, calib=self.calibration() if config.needs_calibration else None)
+                result.update(sparsity=report.sparsity, model_sparsity=report.model_sparsity,
+                              scope=config.scope, target_sparsity=config.sparsity)
+            if row.recover:
+                self.recover(model)
+            save_sparse(model, self.tmp / "s", overwrite=True)
+            result["checkpoint_bytes"] = folder_bytes(self.tmp / "s")
+            make_permanent(model)
+        model.eval()
+        result.update(self.quality(model))
+        result.update(self.speed(model, row.key))
+        result["seconds"] = round(time.time() - started, 1)
+        return result
+
+
+# ------------------------------------------------------------------------------------------------ rendering
+
+
+def _ratio(row: dict[str, Any], ref: dict[str, Any] | None, metric: str) -> float | None:
+    if ref is None or metric not in row or not ref.get(metric):
+        return None
+    return row[metric] / ref[metric]
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _aim(name: str, row: dict[str, Any] | None, ref: dict[str, Any] | None, ref_name: str, need: float,
+         metrics: tuple[str, ...] = ("bleu", "pass@1")) -> str:
+    """One computed aim line: the kept share of each metric against its reference, and the verdict."""
+    if row is None or ref is None:
+        return f"- {name}: **not run** ({'its row' if row is None else 'the ' + ref_name + ' row'} is missing)."
+    parts, verdicts = [], []
+    for metric in metrics:
+        ratio = _ratio(row, ref, metric)
+        if ratio is None:
+            why = "not measured" if metric not in row else f"{ref_name} scores 0"
+            parts.append(f"{metric} {why}")
+            continue
+        bit = f"{metric} {100 * ratio:.1f}% of {ref_name}"
+        if metric == "bleu" and row.get("bleu_per_example") and ref.get("bleu_per_example") and \
+                len(row["bleu_per_example"]) == len(ref["bleu_per_example"]):
+            low, high = bootstrap_ratio_interval(row["bleu_per_example"], ref["bleu_per_example"])
+            bit += f" (paired bootstrap 95% CI {100 * low:.1f}–{100 * high:.1f}%)"
+        parts.append(bit)
+        verdicts.append(ratio >= need - 1e-12)
+    if not verdicts:
+        verdict = "not judged"
+    else:
+        verdict = "met" if all(verdicts) else "not met"
+        if len(verdicts) < len(metrics):
+            verdict += " on the metrics measured"
+    return f"- {name} (aim ≥ {100 * need:.0f}%): {'; '.join(parts)} — **{verdict}**."
+
+
+def aim_lines(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """The issue's aim, computed from the rows (a re-render can never go stale)."""
+    dense, dense_rec = rows.get("dense"), rows.get("dense+rec")
+    lines = ["## Aim check (computed from the rows)", ""]
+    lines.append(_aim("Wanda 50% unstructured (per-row), one-shot", rows.get("wanda/per-row/0.50"), dense,
+                      "dense", 0.95))
+    lines.append(_aim("Wanda 50% unstructured (per-row), after recovery", rows.get("wanda/per-row/0.50+rec"),
+                      dense_rec, "dense given the same recovery", 0.99))
+    lines.append(_aim("Wanda 2:4, one-shot", rows.get("wanda/2:4"), dense, "dense", 0.90))
+    lines.append(_aim("L1 global 20%, one-shot, keeps full BLEU", rows.get("l1/global/0.20"), dense, "dense", 1.0,
+                      ("bleu",)))
+    l1_50 = rows.get("l1/global/0.50")
+    if l1_50 is not None and dense is not None:
+        lines.append(f"- L1 global 50% one-shot lands at BLEU {l1_50['bleu']:.2f} "
+                     f"({_pct(_ratio(l1_50, dense, 'bleu'))} of dense)"
+                     + (f", pass@1 {_pct(_ratio(l1_50, dense, 'pass@1'))} of dense." if "pass@1" in l1_50 else "."))
+    else:
+        lines.append("- L1 global 50% one-shot: **not run**.")
+    return lines
+
+
+def render(rows: dict[str, dict[str, Any]], order: list[str], args: argparse.Namespace) -> str:
+    commands = sorted({r.get("command", "?") for r in rows.values()})
+    dense = rows.get("dense", {})
+    lines = [
+        f"# Weight pruning of {args.model}: criteria × scopes × sparsities, N:M, dtypes",
+        "",
+        "Command(s) that measured these rows (resumable; rows file `" + str(args.rows_file) + "`):",
+        "",
+        *[f"    {c}" for c in commands],
+        "",
+        f"Code-to-text: CodeXGLUE smoothed BLEU-4 (×100, sys.float_info.min epsilons) on "
+        f"{dense.get('bleu_examples', '?')} held-out stdlib functions (test split by file), greedy, "
+        f"≤{args.max_new_tokens} new tokens, 95% percentile bootstrap over functions. HumanEval pass@1: greedy, "
+        f"{dense.get('problems', 0)} problems, sandboxed. Perplexity: {args.ppl_examples} held-out stdlib functions. "
+        "Targets: attention Q/K/V/O and FFN projections of every layer (embeddings, tied head, norms untouched). "
+        f"Wanda calibrates on {args.calib_windows} windows × {args.calib_seq_len} tokens of the stdlib training "
+        "split. `+rec` rows: a masked fine-tune of "
+        f"{args.recover_steps} steps on the code-to-text training split; their % columns divide by the dense model "
+        "given the same fine-tune (the fair reference), the other rows' by the dense model. Latency: forward pass "
+        "against dense fp32 in the same process, interleaved rounds (ratio < 1 is faster). "
+        f"torch {torch.__version__}, {os.cpu_count()} CPU cores.",
+        "",
+        "| row | targeted sparsity | BLEU-4 [95% CI] | % ref | pass@1 | % ref | perplexity | compact bytes | "
+        "× dense | latency ratio [95% CI] | s |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
+    for key in order:
+        r = rows.get(key)
+        if r is None:
+            lines.append(f"| {key} | not run | | | | | | | | | |")
+            continue
+        ref = rows.get(r.get("reference", "dense"))
+        ci = r.get("bleu_ci") or [float("nan")] * 2
+        pass1 = f"{r['pass@1']:.3f} ({sum(r['passed'])}/{r['problems']})" if "pass@1" in r else "-"
+        nbytes = r.get("checkpoint_bytes")
+        if nbytes is None and r.get("checkpoint_bytes_ratio") and dense.get("checkpoint_bytes"):
+            nbytes = r["checkpoint_bytes_ratio"] * dense["checkpoint_bytes"]  # int8: estimated, not savable
+        lat, lci = r.get("latency_ratio"), r.get("latency_ci")
+        cells = [
+            key,
+            f"{r.get('sparsity', 0.0):.3f}",
+            f"{r['bleu']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]",
+            _pct(_ratio(r, ref, "bleu")),
+            pass1,
+            _pct(_ratio(r, ref, "pass@1")),
+            f"{r['perplexity']:.3f}" if "perplexity" in r else "-",
+            f"{nbytes:,.0f}" if nbytes else "-",
+            f"{nbytes / dense['checkpoint_bytes']:.3f}" if nbytes and dense.get("checkpoint_bytes") else "-",
+            f"{lat:.3f} [{lci[0]:.3f}, {lci[1]:.3f}]" if lat and lci else "-",
+            f"{r.get('seconds', 0):.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", *aim_lines(rows), "",
+              "Unstructured and N:M zeros run at full cost on dense CPU kernels, so their latency ratio stays near "
+              "1; the compact format stores a bitmask plus the non-zero values. int8 bytes are estimated from the "
+              "in-memory size (a dynamic-int8 model is applied at load time, not saved).", ""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def load_rows(path: Path) -> dict[str, dict[str, Any]]:
+    if not path.is_file():
+        return {}
+    return {r["row"]: r for r in json.loads(path.read_text())}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--examples", type=int, default=30, help="test functions summarised per row")
-    parser.add_argument("--max-new-tokens", type=int, default=20)
-    parser.add_argument("--sparsities", default="0.2,0.5")
-    parser.add_argument("--recover-steps", type=int, default=60)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--examples", type=int, default=200, help="held-out functions for code-to-text BLEU")
+    ap.add_argument("--max-new-tokens", type=int, default=24)
+    ap.add_argument("--humaneval", type=int, default=164, help="HumanEval problems (0 = skip pass@1)")
+    ap.add_argument("--gen-max-new-tokens", type=int, default=384)
+    ap.add_argument("--gen-batch-size", type=int, default=4)
+    ap.add_argument("--prompt-style", default="completion", help="completion | chat | auto (HumanEval prompts)")
+    ap.add_argument("--ppl-examples", type=int, default=100, help="held-out functions for perplexity (0 = skip)")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--methods", default="random,l1,wanda")
+    ap.add_argument("--scopes", default="global,per-tensor,per-row")
+    ap.add_argument("--sparsities", default="0.2,0.3,0.5,0.6")
+    ap.add_argument("--patterns", default="2:4", help="N:M patterns, comma list ('' = none)")
+    ap.add_argument("--recover-steps", type=int, default=100, help="masked recovery fine-tune steps (0 = none)")
+    ap.add_argument("--recover-sparsities", default="0.5", help="sweep sparsities that also get a +rec row")
+    ap.add_argument("--recover-lr", type=float, default=5e-5)
+    ap.add_argument("--dtypes", default="fp16,bf16,int8")
+    ap.add_argument("--calib-windows", type=int, default=64)
+    ap.add_argument("--calib-seq-len", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds per row")
+    ap.add_argument("--only", default="", help="comma globs of row keys to run (dense rows always run)")
+    ap.add_argument("--limit", type=int, default=0, help="stop after this many newly measured rows (0 = all)")
+    ap.add_argument("--rows-file", type=Path, default=None, help="default results/weights-<model>.rows.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "weights.md")
+    ap.add_argument("--markdown-only", action="store_true", help="re-render the results file from the saved rows")
+    args = ap.parse_args()
+    args.rows_file = args.rows_file or RESULTS / f"weights-{args.model}.rows.json"
     command = shlex.join(["python", "benchmarks/weights.py", *sys.argv[1:]])
+    order = [r.key for r in plan(args)]
+    rows = load_rows(args.rows_file)
+    if args.markdown_only:
+        atomic_write_text(args.out, render(rows, order, args))
+        print(f"wrote {args.out} from {len(rows)} saved rows")
+        return
     seed_everything(0)
-    started = time.time()
-    task = get_task("summarize")
-    splits = task.embedded(size=400, seed=0)
-    test = splits.test[: args.examples]
-    loaded = load_model(args.model, task="summarize")
-    dense, tok = loaded.model, loaded.tokenizer
-
-    def bleu(model: torch.nn.Module) -> float:
-        metrics = task.evaluate(model, tok, test, batch_size=8, max_new_tokens=args.max_new_tokens)
-        return metrics["bleu4_smoothed"]  # already ×100, as CodeXGLUE reports it
-
-    lines: list[str] = []
-
-    def log(text: str) -> None:
-        print(text, flush=True)
-        lines.append(text)
-
-    base = bleu(dense)
-    log(f"dense fp32 BLEU-4 {base:.2f} on {len(test)} functions ({time.time() - started:.0f}s)")
-    tmp = Path(tempfile.mkdtemp(prefix="gp_weights_"))
-    dense.save_pretrained(tmp / "dense")
-    dense_bytes = folder_bytes(tmp / "dense")
-    quality = [("dense", "-", "-", 0.0, base, dense_bytes)]
-    sparsities = [float(s) for s in args.sparsities.split(",")]
-    for method in ("random", "l1"):
-        for scope in ("global", "per-tensor"):
-            for s in sparsities:
-                cand = copy.deepcopy(dense)
-                report = prune(cand, WeightPruningConfig(method=method, scope=scope, sparsity=s))
-                save_sparse(cand, tmp / "s", overwrite=True)
-                make_permanent(cand)
-                score = bleu(cand)
-                quality.append((method, scope, "one-shot", report.sparsity, score, folder_bytes(tmp / "s")))
-                log(f"{method} {scope} {s}: BLEU {score:.2f} ({time.time() - started:.0f}s)")
-                del cand
-    # recovery: masked fine-tune of L1-global 50% on the train split (LM loss on the summary tokens)
-    cand = copy.deepcopy(dense)
-    report = prune(cand, WeightPruningConfig(method="l1", scope="global", sparsity=0.5))
-    train = list(task.train_batches(tok, splits.train, 4, 256))
-    valid = splits.valid[:10]
-    config = LotteryConfig(stop="best-no-stop", eval_every=max(1, args.recover_steps // 3),
-                           steps_per_round=args.recover_steps, lr=5e-5)
-    train_round(
-        cand, iter(train * (1 + args.recover_steps // max(1, len(train)))),
-        lambda m: task.evaluate(m, tok, valid, batch_size=8, max_new_tokens=args.max_new_tokens)["bleu4_smoothed"],
-        config, desc="recovery")
-    save_sparse(cand, tmp / "s", overwrite=True)
-    make_permanent(cand)
-    recovered = bleu(cand)
-    quality.append(("l1", "global", f"+{args.recover_steps} masked fine-tune steps", report.sparsity, recovered,
-                    folder_bytes(tmp / "s")))
-    log(f"l1 global 0.5 recovered: BLEU {recovered:.2f} ({time.time() - started:.0f}s)")
-    unstructured = cand
-    # the fair reference for the recovered row: the dense model fine-tuned the same way for the same steps
-    reference = copy.deepcopy(dense)
-    train_round(
-        reference, iter(train * (1 + args.recover_steps // max(1, len(train)))),
-        lambda m: task.evaluate(m, tok, valid, batch_size=8, max_new_tokens=args.max_new_tokens)["bleu4_smoothed"],
-        config, desc="dense reference")
-    reference_bleu = bleu(reference)
-    quality.append(("dense", "-", f"+{args.recover_steps} fine-tune steps (reference)", 0.0, reference_bleu,
-                    dense_bytes))
-    log(f"dense +{args.recover_steps} steps reference: BLEU {reference_bleu:.2f} ({time.time() - started:.0f}s)")
-    del reference
-    # fp16 / int8 quality
-    fp16 = quantize(dense, "fp16")
-    int8 = quantize(dense, "int8")
-    q_scores = {"fp16": bleu(fp16), "int8": bleu(int8)}
-    log(f"fp16 BLEU {q_scores['fp16']:.2f}, int8 BLEU {q_scores['int8']:.2f} ({time.time() - started:.0f}s)")
-    # speed, interleaved against dense fp32 on the same batches
-    rows_model = copy.deepcopy(dense)
-    prune(rows_model, WeightPruningConfig(method="l1", scope="per-tensor", granularity="rows", sparsity=0.5,
-                                          targets=["*.mlp.up_proj"]))
-    rows_bleu = bleu(rows_model)
-    shrink_gated_ffn(rows_model)
-    rows_bleu_after = bleu(rows_model)
-    assert abs(rows_bleu - rows_bleu_after) < 1e-9, "shrinking dead FFN neurons must not change outputs"
-    log(f"FFN rows 50% (physically removed): BLEU {rows_bleu_after:.2f} ({time.time() - started:.0f}s)")
-    data = list(code_batches(tok, batch_size=8, seq_len=128, n_batches=2))
-    speed = []
-    for name, model in (("unstructured L1 50% (recovered)", unstructured), ("FFN rows 50%, removed", rows_model),
-                        ("fp16", fp16), ("int8 dynamic", int8)):
-        comp = compare(dense, model, data, names=("dense fp32", name), rounds=args.rounds, energy=False,
-                       count_memory=False)
-        speed.append((name, comp))
-        log(f"speed {name}: latency ×{comp.ratios['latency_interleaved']:.3f} — {comp.verdict}")
-    minutes = (time.time() - started) / 60
-    out = [
-        "# Weight pruning and quantisation — smollm2-135m, embedded code-to-text",
-        "",
-        f"Command: `{command}`  ",
-        f"Model: {args.model}; task: embedded `summarize` (stdlib functions → first docstring sentence), "
-        f"{len(test)} test functions, prompted greedy decoding, ≤{args.max_new_tokens} new tokens; metric: "
-        "CodeXGLUE smoothed BLEU-4 (×100). Targets: attention Q/K/V/O + FFN gate/up/down of all 30 layers "
-        "(embeddings / tied LM head, norms untouched). Runtime {:.1f} min on {} shared CPU cores; torch {}.".format(
-            minutes, os.cpu_count(), torch.__version__),
-        "",
-        "## Quality vs sparsity (and compact checkpoint bytes)",
-        "",
-        "| method | scope | recovery | targeted sparsity | BLEU-4 | % of dense | checkpoint bytes | × dense bytes |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for method, scope, rec, s, score, nbytes in quality:
-        out.append(f"| {method} | {scope} | {rec} | {s:.3f} | {score:.2f} | {100 * score / base:.1f}% | "
-                   f"{nbytes:,} | {nbytes / dense_bytes:.3f} |")
-    for name, score in q_scores.items():
-        out.append(f"| {name} | - | - | 0 | {score:.2f} | {100 * score / base:.1f}% | | |")
-    out.append(f"| FFN rows L1 (up_proj rows) | per-tensor | none | 0.5 of up_proj | {rows_bleu_after:.2f} | "
-               f"{100 * rows_bleu_after / base:.1f}% | | |")
-    out += ["", *aim_lines(base, recovered, reference_bleu, report.sparsity, args.recover_steps)]
-    out += [
-        "",
-        "Checkpoint bytes: the compact format (bitmask + non-zero values, safetensors) vs the dense safetensors. "
-        "Embeddings (28% of SmolLM2's weights) stay dense, so a 50%-sparse target set shrinks the file less than 2×.",
-        "",
-        "## Measured forward speed vs dense fp32 (same process, interleaved; 2 batches × 8 × 128 tokens)",
-        "",
-        "| candidate | latency ratio | 95% CI | FLOPs ratio | checkpoint-bytes ratio | verdict |",
-        "|---|---:|---|---:|---:|---|",
-    ]
-    for name, comp in speed:
-        ci = comp.latency_ratio_ci95
-        interval = f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "-"
-        out.append(f"| {name} | {comp.ratios['latency_interleaved']:.3f} | {interval} | "
-                   f"{comp.ratios.get('flops_per_sample', float('nan')):.3f} | "
-                   f"{comp.ratios.get('checkpoint_bytes', float('nan')):.3f} | {comp.verdict} |")
-    out += [
-        "",
-        "Unstructured zeros do not speed up dense kernels (the matmuls multiply the zeros at full cost); removing "
-        "whole FFN neurons does, because the matrices themselves shrink. fp16 on CPU has no fast kernels on most "
-        "x86 parts; int8 dynamic uses fbgemm int8 GEMMs.",
-        "",
-        "## Log",
-        "",
-        *[f"    {line}" for line in lines],
-        "",
-    ]
-    atomic_write_text(args.out, "\n".join(out))
-    print(f"wrote {args.out}")
+    bench: Bench | None = None  # loaded only when a row is left to measure
+    measured = 0
+    for row in plan(args):
+        if row.key in rows:
+            print(f"[skip] {row.key}: already in {args.rows_file}", flush=True)
+            continue
+        if args.limit and measured >= args.limit:
+            break
+        print(f"[row] {row.key} ...", flush=True)
+        bench = bench or Bench(args)
+        result = bench.measure(row)
+        result["command"] = command
+        rows[row.key] = result
+        measured += 1
+        atomic_write_text(args.rows_file, json.dumps(list(rows.values()), indent=1) + "\n")
+        atomic_write_text(args.out, render(rows, order, args))
+        brief = {k: result.get(k) for k in ("bleu", "pass@1", "perplexity", "sparsity", "latency_ratio", "seconds")}
+        print(f"[done] {row.key}: {json.dumps(brief)}", flush=True)
+    if bench is not None:
+        shutil.rmtree(bench.tmp, ignore_errors=True)  # the scratch checkpoints written for byte counts
+    atomic_write_text(args.out, render(rows, order, args))
+    print(f"wrote {args.out} ({len(rows)} rows in {args.rows_file})")
 
 
 if __name__ == "__main__":

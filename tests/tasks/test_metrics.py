@@ -80,3 +80,30 @@ def test_paired_outcomes_count_each_cell():
     assert out["mcnemar_p"] == pytest.approx(metrics.mcnemar_exact(2, 1))
     with pytest.raises(ValueError, match="same problems"):
         metrics.paired_outcomes(base, {"a": True})
+
+
+def test_smoothed_bleu4_epsilons_match_the_codexglue_evaluator():
+    # The evaluator adds sys.float_info.min (2**-1022) inside both logs. An empty hypothesis has 0 correct of 0
+    # guessed unigrams, log(eps) - log(eps) = 0, and 1 of 1 for n = 2..4 after +1 smoothing: every precision term
+    # is 0, so the score is the brevity penalty alone, exp(1 - (6 + 1) / (0 + 1)) = exp(-6) for 6 reference words.
+    assert metrics.sentence_bleu4_smoothed("returns the sum of two numbers", "") == pytest.approx(math.exp(-6),
+                                                                                                 rel=1e-12)
+    # a 3-word reference: exp(-3) = 4.98 BLEU points (the old 1e-15 / 1e-9 gave 31.6x less, 0.16)
+    assert metrics.smoothed_bleu4(["open a file"], [""]) == pytest.approx(100 * math.exp(-3), rel=1e-12)
+    # one wrong word: unigram term log(2**-1022) - log(1) = -1022 ln 2, n = 2..4 are 0 of 0 guessed (+1 each);
+    # brevity 1 - 4/2 = -1
+    expected = math.exp(-1022 * math.log(2) / 4 - 1)
+    assert metrics.sentence_bleu4_smoothed("a b c", "x") == pytest.approx(expected, rel=1e-9)
+
+
+def test_bootstrap_intervals_cover_the_mean_and_are_seeded():
+    assert metrics.bootstrap_mean_interval([3.0] * 20) == (3.0, 3.0)
+    values = [0.0] * 50 + [10.0] * 50  # mean 5, standard error 0.5: the 95% interval is about 5 ± 1
+    low, high = metrics.bootstrap_mean_interval(values, resamples=4000)
+    assert 3.7 < low < 4.3 and 5.7 < high < 6.3
+    assert metrics.bootstrap_mean_interval(values, seed=1) == metrics.bootstrap_mean_interval(values, seed=1)
+    assert metrics.bootstrap_ratio_interval(values, values) == (1.0, 1.0)  # paired: the same examples each draw
+    low, high = metrics.bootstrap_ratio_interval([v / 2 for v in values], values)
+    assert low == pytest.approx(0.5) and high == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        metrics.bootstrap_ratio_interval([1.0], [1.0, 2.0])

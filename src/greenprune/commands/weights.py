@@ -12,10 +12,20 @@ from greenprune.commands._common import command_line, console, quiet_libraries, 
 
 def prune_cmd(
     model: Annotated[str, typer.Argument(help="embedded alias, local HF folder, .gguf file or hub id")],
-    method: Annotated[str, typer.Option(help="random | l1")] = "l1",
-    scope: Annotated[str, typer.Option(help="global | per-tensor")] = "global",
+    method: Annotated[str, typer.Option(
+        help="random | l1 | wanda (|W|·||X||₂ with activation norms from a calibration forward)")] = "l1",
+    scope: Annotated[str | None, typer.Option(
+        help="global | per-tensor | per-row; default per-row for wanda, global otherwise")] = None,
     granularity: Annotated[str, typer.Option(help="unstructured | rows | heads")] = "unstructured",
-    sparsity: Annotated[float, typer.Option(help="fraction of targeted weights to zero (one shot)")] = 0.5,
+    pattern: Annotated[str, typer.Option(
+        help="unstructured | N:M (exactly N zeros in every M consecutive input weights: 2:4, 4:8)")] = "unstructured",
+    sparsity: Annotated[float | None, typer.Option(
+        help="fraction of targeted weights to zero (one shot); default 0.5, or N/M for an N:M pattern")] = None,
+    calibration: Annotated[str, typer.Option(
+        help="calibration text for wanda: stdlib (training split of the stdlib corpus) or a .py/text file or "
+             "folder of .py files")] = "stdlib",
+    calibration_windows: Annotated[int, typer.Option(min=1, help="calibration windows (sequences)")] = 32,
+    calibration_seq_len: Annotated[int, typer.Option(min=2, help="tokens per calibration window")] = 256,
     target: Annotated[list[str] | None, typer.Option(
         help="module-name glob (or re:REGEX), repeatable; default: attention Q/K/V/O + FFN of every layer")] = None,
     seed: Annotated[int, typer.Option(help="seed of random pruning")] = 0,
@@ -38,7 +48,8 @@ def prune_cmd(
     dense: Annotated[bool, typer.Option(help="write a plain dense HF folder instead of the compact format")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an earlier greenprune output at --out")] = False,
 ) -> None:
-    """Prune MODEL's weights (random / L1; global / per-tensor; unstructured / rows / heads) and save it.
+    """Prune MODEL's weights (random / L1 / Wanda; global / per-tensor / per-row; unstructured / rows / heads;
+    or an N:M pattern such as 2:4) and save it.
 
     With --lottery N, runs N lottery-ticket rounds (fine-tune on TASK, pick by --stop, prune --per-round more,
     rewind) and prints the quality-vs-sparsity curve.
@@ -54,7 +65,14 @@ def prune_cmd(
 
     with user_errors():
         config = WeightPruningConfig(method=method, scope=scope, granularity=granularity, sparsity=sparsity,
-                                     targets=target, seed=seed)
+                                     targets=target, seed=seed, pattern=pattern, calibration=calibration,
+                                     calibration_windows=calibration_windows,
+                                     calibration_seq_len=calibration_seq_len)
+        if lottery and config.needs_calibration:
+            from greenprune.weights import CriterionError
+
+            raise CriterionError(f"--lottery with --method {method}: lottery rounds re-score without calibration "
+                                 "data; use --method l1 or random")
         if out is not None:
             check_output_target(out, overwrite=overwrite)  # before the work, not after it
         console.print(f"[dim]loading {model} ...[/]")
@@ -82,13 +100,14 @@ def prune_cmd(
             record_config["curve"] = result.curve
             metrics[metric] = result.rounds[-1].score
         else:
-            report = prune(loaded.model, config)
+            report = prune(loaded.model, config, tokenizer=loaded.tokenizer)
         console.print(report.to_markdown(max_rows=12))
         console.print(f"targeted sparsity {report.sparsity:.4f}; whole-model sparsity {report.model_sparsity:.4f}")
         for note in report.notes:
             console.print(f"[yellow]note:[/] {note}")
         if out is not None:
-            record = ResultRecord(model=model, method=f"weights:{method}-{scope}-{granularity}",
+            shape = granularity if pattern == "unstructured" else pattern
+            record = ResultRecord(model=model, method=f"weights:{method}-{config.scope}-{shape}",
                                   config=record_config, metrics=metrics, command=command_line(),
                                   artifacts={"checkpoint": str(out)},
                                   notes=[f"targeted sparsity {report.sparsity:.4f}"])

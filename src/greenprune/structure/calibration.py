@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sysconfig
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,28 +85,52 @@ def as_batches(calib: Iterable[Batch] | Iterator[Batch]) -> list[Batch]:
     return batches
 
 
-__all__ = ["Batch", "CalibrationError", "as_batches", "calibration_batches", "stdlib_code"]
+__all__ = ["Batch", "CalibrationError", "InputStats", "as_batches", "calibration_batches", "input_statistics",
+           "stdlib_code"]
 
 
-def input_weighted_importance(
-    model: torch.nn.Module, calib: Iterable[Batch], linears: list[torch.nn.Linear], desc: str
-) -> list[torch.Tensor]:
-    """Per Linear in `linears`, E|x_j| · ||W[:, j]|| for every input feature j, over the real calibration tokens.
+@dataclass
+class InputStats:
+    """What one Linear saw on the calibration tokens, per input feature j (padding excluded, float64 sums).
 
-    A feature that is rarely active or feeds small weights contributes little to the layer's output: the score
-    FFN-neuron and KV-group pruning both rank by. Padding positions are excluded; no dropout, no autograd.
+    `abs_sum` gives E|x_j| (structural FFN / KV scores); `sq_sum` gives the L2 norm ||X_j|| over all tokens
+    (Wanda's activation factor).
+    """
+
+    abs_sum: torch.Tensor  # [in_features] float64, sum over tokens of |x_j|
+    sq_sum: torch.Tensor  # [in_features] float64, sum over tokens of x_j²
+    tokens: int
+
+    @property
+    def abs_mean(self) -> torch.Tensor:
+        return (self.abs_sum / max(self.tokens, 1)).float()
+
+    @property
+    def l2_norm(self) -> torch.Tensor:
+        return self.sq_sum.sqrt().float()
+
+
+def input_statistics(
+    model: torch.nn.Module, calib: Iterable[Batch], linears: list[torch.nn.Module], desc: str
+) -> list[InputStats]:
+    """One forward pass over the calibration batches with pre-hooks recording each module's input statistics.
+
+    Only real tokens count (the attention mask selects them); eval mode, no autograd, hooks removed afterwards.
     """
     from greenprune._utils import progress, scoring_mode
 
     batches = as_batches(calib)
-    sums = [torch.zeros(lin.in_features, dtype=torch.float64) for lin in linears]
+    widths = [int(lin.in_features if hasattr(lin, "in_features") else lin.weight.shape[1]) for lin in linears]
+    abs_sums = [torch.zeros(w, dtype=torch.float64) for w in widths]
+    sq_sums = [torch.zeros(w, dtype=torch.float64) for w in widths]
     mask_holder: list[torch.Tensor] = []
     count = 0
 
     def hook(idx: int):
         def fn(module: torch.nn.Module, args: tuple) -> None:
-            act = args[0].detach().abs().float()  # [batch, seq, in_features]
-            sums[idx] += act[mask_holder[0].to(act.device)].sum(0).double().cpu()
+            act = args[0].detach()[mask_holder[0].to(args[0].device)].float()  # [tokens, in_features]
+            abs_sums[idx] += act.abs().sum(0).double().cpu()  # float32 within a batch, as the FFN scores always did
+            sq_sums[idx] += act.double().square().sum(0).cpu()
 
         return fn
 
@@ -121,6 +146,16 @@ def input_weighted_importance(
     finally:
         for handle in handles:
             handle.remove()
-    return [(total / max(count, 1)).float() * lin.weight.detach().float().cpu().norm(dim=0)
-            for total, lin in zip(sums, linears, strict=True)]
+    return [InputStats(a, q, count) for a, q in zip(abs_sums, sq_sums, strict=True)]
 
+
+def input_weighted_importance(
+    model: torch.nn.Module, calib: Iterable[Batch], linears: list[torch.nn.Linear], desc: str
+) -> list[torch.Tensor]:
+    """Per Linear in `linears`, E|x_j| · ||W[:, j]|| for every input feature j, over the real calibration tokens.
+
+    A feature that is rarely active or feeds small weights contributes little to the layer's output: the score
+    FFN-neuron and KV-group pruning both rank by. Padding positions are excluded; no dropout, no autograd.
+    """
+    stats = input_statistics(model, calib, list(linears), desc)
+    return [st.abs_mean * lin.weight.detach().float().cpu().norm(dim=0) for st, lin in zip(stats, linears, strict=True)]

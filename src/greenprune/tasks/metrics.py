@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Sequence
 
@@ -116,6 +117,9 @@ def _ngrams(words: list[str], n: int = 4) -> Counter[tuple[str, ...]]:
     return counts
 
 
+_TINY = sys.float_info.min  # the CodeXGLUE evaluator's epsilon (bleu.py score_cooked), in both log terms
+
+
 def sentence_bleu4_smoothed(reference: str, hypothesis: str, n: int = 4) -> float:
     """Smoothed BLEU-4 of one hypothesis against one reference, in [0, 1] (CodeXGLUE's sentence score)."""
     ref = _normalize(_split_puncts(reference.strip().lower()))
@@ -127,7 +131,9 @@ def sentence_bleu4_smoothed(reference: str, hypothesis: str, n: int = 4) -> floa
         guess = max(len(hyp) - k + 1, 0)
         correct = sum(min(c, ref_counts.get(g, 0)) for g, c in hyp_counts.items() if len(g) == k)
         add = 1 if k > 1 else 0
-        log_bleu += math.log(correct + add + 1e-15) - math.log(guess + add + 1e-9)
+        # the evaluator's epsilon in both logs: an empty hypothesis then scores exp(brevity penalty), not 31.6×
+        # less, and a unigram miss drives the score to ~0 as it does there
+        log_bleu += math.log(correct + add + _TINY) - math.log(guess + add + _TINY)
     log_bleu /= n
     brevity = min(0.0, 1 - (len(ref) + 1) / (len(hyp) + 1))
     return math.exp(log_bleu + brevity)
@@ -141,6 +147,35 @@ def smoothed_bleu4(references: Sequence[str], hypotheses: Sequence[str]) -> floa
         raise ValueError("no examples to score")
     scores = [sentence_bleu4_smoothed(r, h) for r, h in zip(references, hypotheses, strict=True)]
     return 100.0 * sum(scores) / len(scores)
+
+
+def bootstrap_mean_interval(values: Sequence[float], resamples: int = 2000, seed: int = 0,
+                            level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of per-example scores (e.g. sentence BLEU), seeded."""
+    if not values:
+        raise ValueError("no values to bootstrap")
+    data = np.asarray(values, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
+    tail = (1.0 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))
+
+
+def bootstrap_ratio_interval(candidate: Sequence[float], baseline: Sequence[float], resamples: int = 2000,
+                             seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Paired percentile bootstrap interval of mean(candidate) / mean(baseline) over the same examples."""
+    if len(candidate) != len(baseline) or not candidate:
+        raise ValueError(f"paired bootstrap needs equal, non-empty lists (got {len(candidate)}, {len(baseline)})")
+    cand, base = np.asarray(candidate, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(cand), size=(resamples, len(cand)))
+    num, den = cand[idx].mean(axis=1), base[idx].mean(axis=1)
+    ratios = np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0)
+    ratios = ratios[~np.isnan(ratios)]
+    if not len(ratios):
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2
+    return float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1.0 - tail))
 
 
 def sacrebleu(references: Sequence[str], hypotheses: Sequence[str]) -> float:

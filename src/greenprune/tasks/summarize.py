@@ -14,12 +14,12 @@ from typing import Any
 
 from torch import nn
 
-from greenprune.tasks.base import Example, Splits, TaskDataError, limited
+from greenprune.tasks.base import Example, Scores, Splits, TaskDataError, limited
 from greenprune.tasks.corpus import CodeFunction, stdlib_functions
 from greenprune.tasks.embedded import cached, split_sizes
 from greenprune.tasks.formats import code_to_text_rows, first_sentence, hub_folder, load_code_to_text, looks_like_hub_id
 from greenprune.tasks.generation import generate_texts
-from greenprune.tasks.metrics import exact_match, sacrebleu, smoothed_bleu4
+from greenprune.tasks.metrics import exact_match, sacrebleu, sentence_bleu4_smoothed, smoothed_bleu4
 from greenprune.tasks.train import CausalLMTask
 
 PROMPT_SUFFIX = "\n# Summary of the function above, in one line:\n#"
@@ -92,5 +92,9 @@ class SummarizeTask(CausalLMTask):
         hyps = [h.strip() for h in generate_texts(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
                                                   stops=("\n",), batch_size=batch_size, desc="summarize")]
         refs = [e.target or "" for e in examples]
-        return {"bleu4_smoothed": smoothed_bleu4(refs, hyps), "sacrebleu": sacrebleu(refs, hyps),
-                "exact_match": exact_match(refs, hyps), "examples": float(len(examples))}
+        metrics = {"bleu4_smoothed": smoothed_bleu4(refs, hyps), "sacrebleu": sacrebleu(refs, hyps),
+                   "exact_match": exact_match(refs, hyps), "examples": float(len(examples))}
+        # per-example sentence BLEU (×100, their mean is bleu4_smoothed): what bootstrap intervals resample
+        per_example = [{"id": e.id, "bleu4_smoothed": 100.0 * sentence_bleu4_smoothed(r, h), "hypothesis": h}
+                       for e, r, h in zip(examples, refs, hyps, strict=True)]
+        return Scores(metrics, {"per_example": per_example})

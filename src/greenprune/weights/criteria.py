@@ -1,32 +1,55 @@
-"""Pruning criteria (random, L1 magnitude) over groups of weights, selected globally or per tensor.
+"""Grouping and selection of weight pruning: which weights go together, and how many of them go.
 
-Everything is phrased as *groups*: a group is the unit removed together (one weight for unstructured pruning,
-one output row / neuron for `rows`, one attention head's Q/K/V rows and output-projection columns for `heads`).
-Each group has a score (lower is pruned first) and a size in weights. Selection sorts groups by score and removes
-the cheapest prefix whose total size is closest to `sparsity × targeted weights` — so the sparsity is a fraction
-of *weights* for every granularity, and exact for unstructured pruning. Already-pruned groups score −∞, which
-keeps masks monotone across rounds (a pruned weight never comes back).
+Scores come from an importance criterion (`importance`: random, L1, Wanda, ...); this module only groups and
+selects. A group is the unit removed together (one weight for unstructured pruning, one output row / neuron for
+`rows`, one attention head's Q/K/V rows and output-projection columns for `heads`); its score is the mean of its
+weights' scores and its size is its weight count. Selection sorts groups by score within a comparison pool — all
+targets (`global`), each tensor (`per-tensor`), or each output row (`per-row`, unstructured only, Wanda's choice) —
+and removes the cheapest prefix whose total size is closest to `sparsity × pool weights`, so the sparsity is a
+fraction of *weights* for every granularity, and exact for unstructured pruning. The `N:M` pattern instead zeroes
+exactly N of every M consecutive weights along the input dimension of each row (the lowest-scoring N).
+Already-pruned weights score −∞, which keeps masks monotone across rounds (a pruned weight never comes back).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from greenprune.errors import GreenpruneError
+from greenprune.weights.importance import IMPORTANCES, Importance, importance_for
 from greenprune.weights.masks import effective_weight, get_mask, set_mask
 from greenprune.weights.targets import transformer_layers
 
-METHODS = ("random", "l1")
-SCOPES = ("global", "per-tensor")
+if TYPE_CHECKING:
+    from greenprune.structure.calibration import InputStats
+
+METHODS = tuple(IMPORTANCES)  # the built-in criteria (random, l1, wanda); validation reads the live registry
+SCOPES = ("global", "per-tensor", "per-row")
 GRANULARITIES = ("unstructured", "rows", "heads")
+UNSTRUCTURED = "unstructured"
 
 
 class CriterionError(GreenpruneError, ValueError):
-    """A pruning option (method, scope, granularity, sparsity) is invalid for this model."""
+    """A pruning option (method, scope, granularity, pattern, sparsity) is invalid for this model."""
+
+
+def parse_pattern(pattern: str) -> tuple[int, int] | None:
+    """None for "unstructured"; (N, M) for "N:M" (N zeros in every M consecutive weights, 0 < N < M)."""
+    if pattern == UNSTRUCTURED:
+        return None
+    parts = pattern.split(":") if isinstance(pattern, str) else []
+    if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+        n, m = int(parts[0]), int(parts[1])
+        if 0 < n < m:
+            return n, m
+    raise CriterionError(
+        f"unknown sparsity pattern {pattern!r}; expected 'unstructured' or 'N:M' with 0 < N < M (e.g. 2:4, 4:8)"
+    )
 
 
 @dataclass
@@ -37,6 +60,7 @@ class GroupSet:
     scores: torch.Tensor  # 1-D float, one per group; -inf for groups already pruned
     sizes: torch.Tensor | None  # 1-D int64 weights per group; None means every group is one weight
     apply: Callable[[torch.Tensor], None]  # bool tensor (one per group, True = prune) → updates masks
+    shape: tuple[int, int] | None = None  # unstructured sets: the [out, in] layout of `scores` (rows, N:M)
 
     @property
     def total(self) -> int:
@@ -51,31 +75,39 @@ def _keep(module: nn.Module) -> torch.Tensor:
     return mask
 
 
-def _random_like(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-    return torch.rand(shape, generator=generator, dtype=torch.float32)
+Stats = dict[str, "InputStats"]
 
 
-def _unstructured(name: str, module: nn.Module, method: str, gen: torch.Generator) -> GroupSet:
+def _score(name: str, module: nn.Module, importance: Importance, stats: Stats | None) -> torch.Tensor:
+    """Per-weight float32 CPU scores of `module`'s effective weight by `importance`."""
+    weight = effective_weight(module)
+    module_stats = None
+    if importance.needs_calibration:
+        module_stats = (stats or {}).get(name)
+        if module_stats is None:
+            raise CriterionError(f"method {importance.name!r} has no calibration statistics for {name}")
+    scores = importance.score(weight, module_stats)
+    if tuple(scores.shape) != tuple(weight.shape):
+        raise CriterionError(f"method {importance.name!r} gave scores of shape {tuple(scores.shape)} for {name} "
+                             f"{tuple(weight.shape)}; an importance must score every weight")
+    return scores.float().cpu()
+
+
+def _unstructured(name: str, module: nn.Module, importance: Importance, stats: Stats | None) -> GroupSet:
     keep = _keep(module)
-    if method == "l1":
-        scores = effective_weight(module).abs().float().flatten().cpu()
-    else:
-        scores = _random_like((keep.numel(),), gen)
+    scores = _score(name, module, importance, stats).flatten()
     scores[~keep.flatten().cpu()] = float("-inf")
 
     def apply(prune: torch.Tensor) -> None:
         set_mask(module, keep & ~prune.view(keep.shape).to(keep.device))
 
-    return GroupSet(name, scores, None, apply)
+    return GroupSet(name, scores, None, apply, (int(keep.shape[0]), int(keep.shape[1])))
 
 
-def _rows(name: str, module: nn.Module, method: str, gen: torch.Generator) -> GroupSet:
+def _rows(name: str, module: nn.Module, importance: Importance, stats: Stats | None) -> GroupSet:
     keep = _keep(module)
     out_features, in_features = keep.shape
-    if method == "l1":
-        scores = effective_weight(module).abs().float().mean(dim=1).cpu()
-    else:
-        scores = _random_like((out_features,), gen)
+    scores = _score(name, module, importance, stats).mean(dim=1)
     scores[~keep.any(dim=1).cpu()] = float("-inf")
     sizes = torch.full((out_features,), in_features, dtype=torch.int64)
 
@@ -95,10 +127,12 @@ def _head_geometry(model: nn.Module) -> tuple[int, int, int]:
     return heads, kv_heads, head_dim
 
 
-def _heads(model: nn.Module, targets: dict[str, nn.Module], method: str, gen: torch.Generator) -> list[GroupSet]:
+def _heads(model: nn.Module, targets: dict[str, nn.Module], importance: Importance,
+           stats: Stats | None) -> list[GroupSet]:
     """One group per attention head: its rows of Q (and of K/V when every head has its own) and columns of O.
 
     With grouped-query attention K/V heads are shared by several query heads, so only Q rows and O columns go.
+    A head's score is the mean of its weights' scores.
     """
     heads, kv_heads, head_dim = _head_geometry(model)
     sets = []
@@ -107,21 +141,23 @@ def _heads(model: nn.Module, targets: dict[str, nn.Module], method: str, gen: to
         names = {role: f"{span.prefix}.{getattr(fam, role)}" for role in ("query", "key", "value", "attn_out")}
         if names["query"] not in targets or names["attn_out"] not in targets:
             continue
-        rows_of = [targets[names["query"]]]
+        row_names = [names["query"]]
         if kv_heads == heads:
-            rows_of += [targets[n] for n in (names["key"], names["value"]) if n in targets]
+            row_names += [n for n in (names["key"], names["value"]) if n in targets]
+        rows_of = [targets[n] for n in row_names]
         out = targets[names["attn_out"]]
         keeps_rows = [_keep(m) for m in rows_of]
         keep_out = _keep(out)
+        row_scores = [_score(n, m, importance, stats) for n, m in zip(row_names, rows_of, strict=True)]
+        out_scores = _score(names["attn_out"], out, importance, stats)
         scores = torch.empty(heads)
         sizes = torch.empty(heads, dtype=torch.int64)
         for h in range(heads):
             sl = slice(h * head_dim, (h + 1) * head_dim)
-            parts = [effective_weight(m)[sl].abs().float() for m in rows_of]
-            parts.append(effective_weight(out)[:, sl].abs().float())
+            parts = [sc[sl] for sc in row_scores] + [out_scores[:, sl]]
             size = sum(p.numel() for p in parts)
             sizes[h] = size
-            scores[h] = sum(float(p.sum()) for p in parts) / size if method == "l1" else float(_random_like((1,), gen))
+            scores[h] = sum(float(p.double().sum()) for p in parts) / size
             if not keeps_rows[0][sl].any():
                 scores[h] = float("-inf")
 
@@ -141,18 +177,24 @@ def _heads(model: nn.Module, targets: dict[str, nn.Module], method: str, gen: to
 
 
 def group_sets(
-    model: nn.Module, targets: dict[str, nn.Module], method: str, granularity: str, seed: int
+    model: nn.Module,
+    targets: dict[str, nn.Module],
+    method: str | Importance,
+    granularity: str,
+    seed: int = 0,
+    stats: Stats | None = None,
 ) -> list[GroupSet]:
-    """Score the targeted weights' groups with `method` at `granularity` (random scores are seeded)."""
-    if method not in METHODS:
-        raise CriterionError(f"unknown pruning method {method!r}; expected one of: {', '.join(METHODS)}")
+    """Score the targeted weights' groups by `method` (a registered name or an `Importance`) at `granularity`.
+
+    `stats`: qualified module name → calibration input statistics, for criteria that need them (Wanda).
+    """
+    importance = importance_for(method, seed) if isinstance(method, str) else method
     if granularity not in GRANULARITIES:
         raise CriterionError(f"unknown granularity {granularity!r}; expected one of: {', '.join(GRANULARITIES)}")
-    gen = torch.Generator().manual_seed(seed)
     if granularity == "heads":
-        return _heads(model, targets, method, gen)
+        return _heads(model, targets, importance, stats)
     build = _unstructured if granularity == "unstructured" else _rows
-    return [build(name, module, method, gen) for name, module in targets.items()]
+    return [build(name, module, importance, stats) for name, module in targets.items()]
 
 
 def _count_to_prune(sizes: torch.Tensor | None, order: torch.Tensor, target: int) -> int:
@@ -168,12 +210,50 @@ def _count_to_prune(sizes: torch.Tensor | None, order: torch.Tensor, target: int
     return n
 
 
-def select_and_mask(sets: list[GroupSet], sparsity: float, scope: str) -> None:
-    """Prune the lowest-scoring groups so `sparsity` of the weights (globally, or of each set) are masked."""
+def _lowest_per_group(scores: torch.Tensor, count: int) -> torch.Tensor:
+    """Bool tensor of `scores`' shape marking the `count` lowest entries along the last dimension (stable ties)."""
+    prune = torch.zeros(scores.shape, dtype=torch.bool)
+    if count > 0:
+        lowest = torch.sort(scores, dim=-1, stable=True).indices[..., :count]
+        prune.scatter_(-1, lowest, True)
+    return prune
+
+
+def _needs_layout(sets: list[GroupSet], what: str) -> None:
+    for s in sets:
+        if s.shape is None or s.sizes is not None:
+            raise CriterionError(f"{what} applies to unstructured pruning only; {s.name} is pruned in groups "
+                                 "(use --granularity unstructured)")
+
+
+def select_and_mask(sets: list[GroupSet], sparsity: float, scope: str, pattern: str = UNSTRUCTURED) -> None:
+    """Prune the lowest-scoring groups so `sparsity` of the weights (globally, per set, or per row) are masked.
+
+    With an `N:M` pattern, `sparsity` and `scope` are ignored: each row loses its N lowest weights of every M.
+    Every set is checked before any mask changes, so a bad option leaves the model untouched.
+    """
     if scope not in SCOPES:
         raise CriterionError(f"unknown scope {scope!r}; expected one of: {', '.join(SCOPES)}")
     if not 0.0 <= sparsity <= 1.0:
         raise CriterionError(f"sparsity must be within [0, 1], got {sparsity}")
+    nm = parse_pattern(pattern)
+    if nm is not None:
+        n, m = nm
+        _needs_layout(sets, f"pattern {pattern!r}")
+        for s in sets:
+            if s.shape[1] % m:  # type: ignore[index]
+                raise CriterionError(f"pattern {pattern!r}: {s.name} has {s.shape[1]} input features, "  # type: ignore[index]
+                                     f"not a multiple of {m}")
+        for s in sets:
+            out_f, in_f = s.shape  # type: ignore[misc]
+            s.apply(_lowest_per_group(s.scores.view(out_f, in_f // m, m), n).flatten())
+        return
+    if scope == "per-row":
+        _needs_layout(sets, "scope 'per-row'")
+        for s in sets:
+            out_f, in_f = s.shape  # type: ignore[misc]
+            s.apply(_lowest_per_group(s.scores.view(out_f, in_f), round(sparsity * in_f)).flatten())
+        return
     pools = [sets] if scope == "global" else [[s] for s in sets]
     for pool in pools:
         scores = torch.cat([s.scores for s in pool])
