@@ -1,18 +1,23 @@
 """Clone detection: pair of functions → clone (1) or not (0). BigCloneBench format, or stdlib rewrites.
 
 A pair is fed as a tokenizer text pair (CodeXGLUE concatenates the two functions the same way), so an ordinary
-sequence classifier works. In the embedded set both sides of every pair look alike on the surface (the second
-side is always renamed, docstring-free and reformatted), so only the meaning tells clones from non-clones.
+sequence classifier works. The embedded set is BigCloneBench-like: each anchor function of the stdlib gives a twin
+(its rewrite: renamed, reformatted, one statement written differently) and a hard negative (the rewrite of another
+function of the same module with a similar name or length). The second side is always rewritten, so its surface
+never tells clones from non-clones; the code shared with the anchor does.
 """
 
 from __future__ import annotations
 
+import ast
 import random
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from greenprune.tasks.base import Example, Splits, TaskDataError
-from greenprune.tasks.corpus import CodeFunction, stdlib_functions
+from greenprune.tasks.corpus import CodeFunction, code_tokens, stdlib_functions
 from greenprune.tasks.embedded import cached, split_sizes
 from greenprune.tasks.formats import (
     SPLIT_FILES,
@@ -21,44 +26,132 @@ from greenprune.tasks.formats import (
     load_bigclonebench,
     looks_like_hub_id,
 )
-from greenprune.tasks.rewrite import RewriteError, rewrite
+from greenprune.tasks.rewrite import RewriteError, _strip_docstrings, rewrite
 from greenprune.tasks.train import ClassificationTask
 
-
-def _similar(by_lines: dict[int, list[CodeFunction]], anchor: CodeFunction, rng: random.Random
-             ) -> CodeFunction | None:
-    """A different function of similar length (within 25% of lines), drawn at random."""
-    slack = max(2, anchor.lines // 4)
-    near = [f for n in range(anchor.lines - slack, anchor.lines + slack + 1) for f in by_lines.get(n, ())
-            if f.qualname != anchor.qualname]
-    return rng.choice(near) if near else None
+# Each side of a pair stays within this many code tokens (~256 MiniLM word pieces; see corpus.code_tokens), so a
+# pair fed at max_length 512 is seen whole and at 256 each side keeps about half.
+MAX_SIDE_TOKENS = 220
+_NAME_PART = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
-def build_clone_split(functions: list[CodeFunction], n: int, rng: random.Random, split: str) -> list[Example]:
-    if n > len(functions):
-        raise TaskDataError(f"clone: the stdlib {split} split has only {len(functions)} usable functions, "
-                            f"asked for {n} examples; use a smaller size")
-    by_lines: dict[int, list[CodeFunction]] = {}
-    for f in functions:
-        by_lines.setdefault(f.lines, []).append(f)
-    out: list[Example] = []
-    want_clone = True
+def name_parts(name: str) -> set[str]:
+    """Lower-cased words of an identifier (snake_case and CamelCase split): what "similar names" compares."""
+    return {p.lower() for p in _NAME_PART.findall(name)}
+
+
+def canonical_form(source: str) -> str:
+    """The function with docstrings dropped, its name and every parameter/local replaced by position-numbered
+    placeholders: two functions with equal canonical forms are type-1/2 clones (same code up to names/layout)."""
+    tree = ast.parse(source)
+    fn = tree.body[0]
+    if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        raise ValueError("canonical_form expects source holding one function definition")
+    _strip_docstrings(tree)
+    local = {a.arg for a in ast.walk(fn) if isinstance(a, ast.arg)}
+    local |= {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    local.add(fn.name)
+    numbered: dict[str, str] = {}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Name) and node.id in local:
+            node.id = numbered.setdefault(node.id, f"_v{len(numbered)}")
+        elif isinstance(node, ast.arg):
+            node.arg = numbered.setdefault(node.arg, f"_v{len(numbered)}")
+    fn.name = "_f"
+    return ast.dump(tree, annotate_fields=False)
+
+
+@dataclass
+class _Candidate:
+    fn: CodeFunction
+    tokens: int
+    parts: set[str]
+    canonical: str
+
+
+def _candidates(functions: list[CodeFunction], max_tokens: int) -> list[_Candidate]:
+    out = []
     for fn in functions:
-        if len(out) >= n:
-            break
-        other = fn if want_clone else _similar(by_lines, fn, rng)
-        if other is None:
+        tokens = code_tokens(fn.source)
+        if tokens > max_tokens:
             continue
         try:
-            second = rewrite(other.source, rng)
-        except (RewriteError, SyntaxError):
+            canonical = canonical_form(fn.source)
+        except (SyntaxError, ValueError):
             continue
-        out.append(Example(text=fn.source, text_pair=second, label=int(want_clone),
-                           id=f"{fn.file}::{fn.qualname}|{other.file}::{other.qualname}",
-                           meta={"file": fn.file, "pair_file": other.file, "split": split}))
-        want_clone = not want_clone
+        out.append(_Candidate(fn, tokens, name_parts(fn.name), canonical))
+    return out
+
+
+def hard_negative(anchor: _Candidate, module: list[_Candidate], rng: random.Random) -> tuple[_Candidate, str] | None:
+    """A different function of the anchor's own module (file) that looks alike: the closest in name (most shared
+    name words) or, drawn half of the time or when no name is shared, the closest in length. Functions whose
+    canonical form equals the anchor's are twins, never negatives."""
+    pool = [c for c in module if c.fn.qualname != anchor.fn.qualname and c.canonical != anchor.canonical]
+    if not pool:
+        return None
+    by_name = [(len(anchor.parts & c.parts) / len(anchor.parts | c.parts), c) for c in pool if anchor.parts & c.parts]
+    if by_name and rng.random() < 0.5:
+        best = max(score for score, _ in by_name)
+        return rng.choice([c for score, c in by_name if score == best]), "name"
+    gap = min(abs(c.tokens - anchor.tokens) for c in pool)
+    if gap > max(8, anchor.tokens // 4) and by_name:  # nothing of similar length: fall back to the name
+        best = max(score for score, _ in by_name)
+        return rng.choice([c for score, c in by_name if score == best]), "name"
+    return rng.choice([c for c in pool if abs(c.tokens - anchor.tokens) == gap]), "length"
+
+
+def _rewritten(source: str, rng: random.Random) -> tuple[str, str]:
+    """The rewrite of `source` and its clone type: T3 (a statement rewritten too) or T2 (renamed/reformatted only,
+    when no statement rewrite applies; BigCloneBench mixes both)."""
+    try:
+        return rewrite(source, rng), "T3"
+    except RewriteError:
+        return rewrite(source, rng, require_statement=False), "T2"
+
+
+def build_clone_split(functions: list[CodeFunction], n: int, rng: random.Random, split: str, *,
+                      max_tokens: int = MAX_SIDE_TOKENS) -> list[Example]:
+    """`n` pairs, alternating twin / hard negative, each anchor giving one of each.
+
+    Twin: the anchor vs its rewrite (locals and name renamed, docstring and comments gone, layout changed, and one
+    statement written differently where a rewrite applies). Negative: the anchor vs the rewrite of a different
+    function of the same file with a similar name or length (so module vocabulary gives nothing away). Both second
+    sides go through the same rewrite, and every side stays within `max_tokens` code tokens.
+    """
+    pool = _candidates(functions, max_tokens)
+    by_file: dict[str, list[_Candidate]] = {}
+    for c in pool:
+        by_file.setdefault(c.fn.file, []).append(c)
+    out: list[Example] = []
+    for anchor in pool:
+        if len(out) >= n:
+            break
+        found = hard_negative(anchor, by_file[anchor.fn.file], rng)
+        if found is None:
+            continue
+        other, why = found
+        try:
+            twin, kind = _rewritten(anchor.fn.source, rng)
+            decoy, _ = _rewritten(other.fn.source, rng)
+        except (SyntaxError, ValueError):
+            continue
+        if code_tokens(twin) > max_tokens or code_tokens(decoy) > max_tokens:
+            continue
+        fid, oid = f"{anchor.fn.file}::{anchor.fn.qualname}", f"{other.fn.file}::{other.fn.qualname}"
+        pair = [
+            Example(text=anchor.fn.source, text_pair=twin, label=1, id=f"{fid}|{fid}",
+                    meta={"file": anchor.fn.file, "pair_file": anchor.fn.file, "split": split, "kind": f"twin:{kind}"}),
+            Example(text=anchor.fn.source, text_pair=decoy, label=0, id=f"{fid}|{oid}",
+                    meta={"file": anchor.fn.file, "pair_file": other.fn.file, "split": split,
+                          "kind": f"hard-negative:{why}"}),
+        ]
+        if rng.random() < 0.5:
+            pair.reverse()
+        out.extend(pair[: n - len(out)])
     if len(out) < n:
-        raise TaskDataError(f"clone: the stdlib {split} split yields only {len(out)} pairs, asked for {n}")
+        raise TaskDataError(f"clone: the stdlib {split} split yields only {len(out)} pairs from {len(pool)} usable "
+                            f"functions (of {len(functions)}), asked for {n}; use a smaller size")
     return out
 
 
@@ -70,10 +163,11 @@ class CloneTask(ClassificationTask):
 
     def embedded(self, size: int = 400, seed: int = 0, *, refresh: bool = False) -> Splits:
         def build() -> Splits:
-            corpus = stdlib_functions(seed, min_lines=5, max_lines=30)
+            corpus = stdlib_functions(seed, min_lines=4, max_lines=40)
             parts = [build_clone_split(corpus[s], n, random.Random(f"clone|{seed}|{s}"), s)
                      for s, n in zip(("train", "valid", "test"), split_sizes(size), strict=False)]
-            return Splits(*parts, source=f"embedded:stdlib clone size={size} seed={seed}")
+            return Splits(*parts, source=f"embedded:stdlib clone size={size} seed={seed} "
+                                         f"max_side_code_tokens={MAX_SIDE_TOKENS} negatives=same-module")
 
         return cached(self.name, size, seed, build, refresh)
 

@@ -12,6 +12,8 @@ import ast
 import hashlib
 import json
 import random
+import re
+import statistics
 import sys
 import sysconfig
 import textwrap
@@ -55,6 +57,51 @@ class CorpusSplits:
 
     def items(self) -> list[tuple[str, list[CodeFunction]]]:
         return [(n, getattr(self, n)) for n in SPLIT_NAMES]
+
+
+CODE_TOKEN = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
+
+
+def code_tokens(text: str) -> int:
+    """Length of `text` in tokenizer-independent code tokens: runs of letters/digits, or one punctuation character
+    each, as a BERT basic tokenizer splits them (MiniLM's word pieces are ~1.17x this on the stdlib)."""
+    return len(CODE_TOKEN.findall(text))
+
+
+def _quantile(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def length_distribution(examples: list, tokenizer: object | None = None) -> dict[str, float | int | str]:
+    """Median, p90 (and mean, min, max) of the input lengths of a split, to compare with a benchmark's.
+
+    With a tokenizer the unit is its word pieces without special tokens (text and text_pair together, as the
+    model sees them before truncation); without, tokenizer-independent code tokens. `examples` are task Examples
+    (anything with `.text` and optionally `.text_pair`).
+    """
+    if not examples:
+        raise ValueError("length_distribution: no examples")
+    lengths: list[int] = []
+    for e in examples:
+        texts = [e.text] + ([e.text_pair] if getattr(e, "text_pair", None) else [])
+        if tokenizer is None:
+            lengths.append(sum(code_tokens(t) for t in texts))
+        else:
+            encode = tokenizer  # a HF tokenizer: callable, returns input_ids
+            lengths.append(sum(len(encode(t, add_special_tokens=False)["input_ids"]) for t in texts))  # type: ignore[operator]
+    return {
+        "unit": "code tokens" if tokenizer is None else "word pieces",
+        "n": len(lengths),
+        "median": float(statistics.median(lengths)),
+        "p90": float(_quantile(lengths, 0.9)),
+        "mean": float(statistics.fmean(lengths)),
+        "min": min(lengths),
+        "max": max(lengths),
+    }
 
 
 def stdlib_dir() -> Path:

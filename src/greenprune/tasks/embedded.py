@@ -12,7 +12,7 @@ from pathlib import Path
 from greenprune._utils import atomic_write_text, cache_dir
 from greenprune.tasks.base import Example, Splits, TaskDataError
 
-DATASET_VERSION = 8
+DATASET_VERSION = 9
 FRACTIONS = (0.8, 0.1, 0.1)
 
 

@@ -46,6 +46,64 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+# --- paired bootstrap of a metric difference (issue 16) ----------------------------------------------------------
+
+def paired_differences(labels: Sequence[int], baseline: Sequence[int], candidate: Sequence[int], metric: str,
+                       indices: np.ndarray) -> np.ndarray:
+    """metric(candidate) - metric(baseline) on each row of `indices` (resamples × n example indices), the same
+    rows applied to labels and both predictions. Undefined precision/recall/F1 count as 0 (as classification_metrics).
+    """
+    if metric not in ("f1", "accuracy", "precision", "recall"):
+        raise ValueError(f"paired bootstrap: unknown metric {metric!r}; expected f1, accuracy, precision or recall")
+    gold = np.asarray(labels, dtype=np.int64)[indices]
+    preds = np.stack([np.asarray(baseline, dtype=np.int64), np.asarray(candidate, dtype=np.int64)])[:, indices]
+    tp = ((preds == 1) & (gold == 1)).sum(-1)
+    fp = ((preds == 1) & (gold != 1)).sum(-1)
+    fn = ((preds != 1) & (gold == 1)).sum(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric == "accuracy":
+            values = (preds == gold).mean(-1)
+        elif metric == "precision":
+            values = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        elif metric == "recall":
+            values = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        else:  # F1 = 2tp / (2tp + fp + fn)
+            values = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+    return values[1] - values[0]
+
+
+def paired_bootstrap(
+    labels: Sequence[int],
+    baseline: Sequence[int],
+    candidate: Sequence[int],
+    metric: str = "f1",
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """Percentile CI of metric(candidate) - metric(baseline) over examples resampled *jointly* (one draw of indices
+    is applied to labels and both predictions), so example difficulty cancels out of the difference.
+
+    `metric` is a key of `classification_metrics` (f1, accuracy, precision, recall). Fixed `seed`: same inputs,
+    same interval. Returns the observed difference, the CI bounds and the share of resamples where the candidate
+    is worse (a one-sided bootstrap p-value for "the candidate loses quality").
+    """
+    n = len(labels)
+    if not n or len(baseline) != n or len(candidate) != n:
+        raise ValueError(f"paired bootstrap needs equally long, non-empty labels and predictions; got {n} labels, "
+                         f"{len(baseline)} baseline and {len(candidate)} candidate predictions")
+    if resamples < 1 or not 0 < level < 1:
+        raise ValueError(f"need resamples >= 1 and 0 < level < 1, got {resamples} and {level}")
+    indices = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    diffs = paired_differences(labels, baseline, candidate, metric, indices)
+    observed = float(paired_differences(labels, baseline, candidate, metric, np.arange(n)[None, :])[0])
+    tail = (1 - level) / 2
+    low, high = np.quantile(diffs, [tail, 1 - tail])
+    return {"difference": observed, "ci_low": float(low), "ci_high": float(high),
+            "p_worse": float((diffs < 0).mean()), "resamples": resamples, "seed": seed, "level": level}
+
+
 def mcnemar_exact(only_a: int, only_b: int) -> float:
     """Two-sided exact McNemar p-value from the discordant pairs of paired pass/fail outcomes.
 

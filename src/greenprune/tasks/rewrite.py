@@ -130,10 +130,12 @@ class _Rewriter(ast.NodeTransformer):
         return node
 
 
-def rewrite(source: str, rng: random.Random, p: float = 0.5, reformat: bool = True) -> str:
+def rewrite(source: str, rng: random.Random, p: float = 0.5, reformat: bool = True, *, require_statement: bool = True
+            ) -> str:
     """A clone of the function in `source`: renamed locals, no docstring/comments, ≥1 equivalent rewrite.
 
-    Raises RewriteError when no statement rewrite applies (the caller picks another function).
+    Raises RewriteError when no statement rewrite applies (the caller picks another function), unless
+    `require_statement=False`: then such a function comes back renamed and reformatted only (a type-2 clone).
     """
     tree = ast.parse(source)
     fn = tree.body[0]
@@ -154,7 +156,7 @@ def rewrite(source: str, rng: random.Random, p: float = 0.5, reformat: bool = Tr
         if applied:
             tree = work
             break
-    if not applied:
+    if not applied and require_statement:
         raise RewriteError("no equivalent statement rewrite applies")
     ast.fix_missing_locations(tree)
     text = ast.unparse(tree)

@@ -9,7 +9,7 @@ from typing import Literal
 from greenprune.errors import GreenpruneError
 
 LAYER_PRESETS = ("none", "all", "odd", "even")
-RULES = ("adaptive", "static")
+RULES = ("adaptive", "static", "random")
 
 
 class AlpineError(GreenpruneError, ValueError):
@@ -23,7 +23,9 @@ class AlpineConfig:
     - `layers`: "none" | "all" | "odd" | "even" | explicit 0-based layer indices. "even" means layers 0, 2, 4, ...
       (Python indices into `encoder.layer`), so the first layer prunes and every later layer runs shorter.
     - `rule="adaptive"` keeps an ordinary token j iff its score lies in [mean - alpha*std, mean + alpha*std] of its own
-      sequence (population std); `rule="static"` keeps the ceil((1 - ratio) * n) highest-scored ordinary tokens.
+      sequence (population std); `rule="static"` keeps the ceil((1 - ratio) * n) highest-scored ordinary tokens;
+      `rule="random"` keeps as many, drawn at random (seeded by `seed`): the ablation that says whether the
+      attention scores matter at all.
     - `merge=True` averages the pruned tokens of a sequence into one fused token appended after its kept tokens
       (fused tokens are then protected like special tokens in later layers).
     - `special_ids`: extra token ids that are always kept, added to the tokenizer's special ids.
@@ -32,8 +34,9 @@ class AlpineConfig:
 
     layers: str | Sequence[int] = "all"
     alpha: float = 1.0
-    rule: Literal["adaptive", "static"] = "adaptive"
+    rule: Literal["adaptive", "static", "random"] = "adaptive"
     ratio: float = 0.5
+    seed: int = 0
     merge: bool = True
     special_ids: tuple[int, ...] = field(default_factory=tuple)
     trace: bool = True
@@ -94,4 +97,6 @@ class AlpineConfig:
             out["alpha"] = self.alpha
         else:
             out["ratio"] = self.ratio
+        if self.rule == "random":
+            out["seed"] = self.seed
         return out

@@ -1,6 +1,7 @@
 """One ALPINE experiment: a (fine-tuned) baseline against ALPINE settings, quality and cost from the same run.
 
-Shared by `greenprune alpine` and `benchmarks/alpine.py`. Protocol: fine-tune the baseline once (optional),
+Used by `greenprune alpine` (benchmarks/alpine.py has its own harness for truncation and ONNX rows).
+Protocol: fine-tune the baseline once (optional),
 evaluate it; then, per setting, attach ALPINE to a copy of that model at inference, evaluate, and measure its
 cost against the unpruned model with `greenprune.measure.compare` (interleaved, same batches, same process).
 Optionally a setting is also fine-tuned with ALPINE on (a copy of the pre-trained model, same recipe).

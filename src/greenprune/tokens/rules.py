@@ -35,6 +35,14 @@ def static_keep(scores: torch.Tensor, ordinary: torch.Tensor, ratio: float) -> t
     return ((rank < k[:, None]) & ordinary) | ~ordinary
 
 
+def random_keep(scores: torch.Tensor, ordinary: torch.Tensor, ratio: float, seed: int) -> torch.Tensor:
+    """Keep as many ordinary tokens as `static_keep`, chosen uniformly at random (seeded: the same batch gives the
+    same mask)."""
+    generator = torch.Generator(device=scores.device).manual_seed(seed)
+    noise = torch.rand(scores.shape, generator=generator, device=scores.device, dtype=torch.float32)
+    return static_keep(noise, ordinary, ratio)
+
+
 def keep_mask(
     scores: torch.Tensor, valid: torch.Tensor, protected: torch.Tensor, config: AlpineConfig
 ) -> torch.Tensor:
@@ -42,4 +50,6 @@ def keep_mask(
     ordinary = valid & ~protected
     if config.rule == "adaptive":
         return adaptive_keep(scores, ordinary, config.alpha)
+    if config.rule == "random":
+        return random_keep(scores, ordinary, config.ratio, config.seed)
     return static_keep(scores, ordinary, config.ratio)
