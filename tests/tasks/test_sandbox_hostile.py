@@ -255,6 +255,10 @@ def sleeper() -> Iterator[subprocess.Popen]:
     token = secrets.token_hex(8)
     proc = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL, cwd="/", env={SECRET_VAR: token})
     proc.token = token  # type: ignore[attr-defined]
+    # Popen returns when exec has begun; the new image's environment is readable a moment later
+    deadline = time.monotonic() + 10
+    while token.encode() not in _read(f"/proc/{proc.pid}/environ") and time.monotonic() < deadline:
+        time.sleep(0.01)
     try:
         yield proc
     finally:
