@@ -62,7 +62,8 @@ def test_int8_dynamic_quantises_every_linear_and_keeps_pruned_zeros():
     with torch.no_grad():
         out = q(**inputs).logits
     assert out.shape == (4, 2) and torch.isfinite(out).all()
-    assert get_masks(model)  # quantising a copy leaves the masked original alone
+    after = get_masks(model)  # quantising a copy leaves the masked original alone
+    assert set(after) == set(masks) and all(torch.equal(after[n], masks[n]) for n in masks)
 
 
 def test_unknown_dtype():
