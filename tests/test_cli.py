@@ -167,3 +167,32 @@ def test_prune_writes_a_plain_hf_folder_by_default_that_reloads_without_greenpru
     compact = tmp_path / "compact"
     assert runner.invoke(app, [*PRUNE, "--compact", "--out", str(compact)]).exit_code == 0
     assert (compact / "model.sparse.safetensors").is_file() and not (compact / "model.safetensors").exists()
+
+
+def test_prune_lottery_rewinds_survivors_to_the_snapshot_it_names(tmp_path):
+    """`--lottery N --rewind pretrained` ends (without the final fine-tune) on the pre-trained weights under the
+    mask; `--rewind finetuned` on the weights after the first round's fine-tune."""
+    import json
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from greenprune.models import load_model
+
+    pretrained = dict(load_model("tiny-bert", task="defect").model.named_parameters())
+    lottery = ["--lottery", "2", "--per-round", "0.2", "--no-final-finetune", "--steps-per-round", "3",
+               "--eval-every", "3", "--data-size", "40", "--eval-limit", "4", "--batch-size", "4", "--lr", "1e-3"]
+    survivors = {}
+    for rewind in ("pretrained", "finetuned"):
+        out = tmp_path / rewind
+        result = runner.invoke(app, [*PRUNE, *lottery, "--rewind", rewind, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        record = json.loads((out / "greenprune_record.json").read_text())
+        assert record["config"]["lottery"]["rewind"] == rewind and len(record["config"]["curve"]) == 2
+        model = AutoModelForSequenceClassification.from_pretrained(out)
+        query = model.bert.encoder.layer[0].attention.self.query.weight
+        base = pretrained["bert.encoder.layer.0.attention.self.query.weight"]
+        assert float((query == 0).float().mean()) == pytest.approx(0.4, abs=0.1)
+        kept = query != 0
+        survivors[rewind] = torch.equal(query[kept], base[kept])
+    assert survivors == {"pretrained": True, "finetuned": False}
