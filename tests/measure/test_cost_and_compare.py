@@ -132,4 +132,33 @@ def test_cost_meter_measures_a_block():
     reading = meter.reading
     assert reading is not None and reading.seconds > 0
     assert reading.peak_tensor_bytes >= 256 * 256 * 4
-    assert reading.energy_kwh is not None and reading.energy_kwh >= 0
+    assert reading.energy_kwh is not None and reading.energy_kwh > 0
+    watts = reading.energy_kwh * 3.6e6 / reading.seconds
+    assert 0.1 < watts < 2000, watts  # a CPU's power, not a unit slip (kWh vs Wh vs J)
+
+
+def test_compare_alternates_the_order_of_the_two_models_each_round(tiny, batches, monkeypatch):
+    """The noise claim rests on AB, BA, AB, ...: drift during a round then hits both models alike."""
+    import importlib
+
+    compare_module = importlib.import_module("greenprune.measure.compare")  # the package re-exports the function
+    real = compare_module.timed_pass
+    calls: list[tuple[str, float]] = []
+    baseline, candidate = tiny.model, copy.deepcopy(tiny.model)
+
+    def spy(model, data, timings):
+        seconds = real(model, data, timings)
+        calls.append(("A" if model is baseline else "B" if model is candidate else "?", seconds))
+        return seconds
+
+    monkeypatch.setattr(compare_module, "timed_pass", spy)
+    comparison = compare(baseline, candidate, batches, rounds=5, energy=False, count_memory=False)
+    assert "".join(name for name, _ in calls) == "AB" "BA" "AB" "BA" "AB"
+    # the interleaved ratio is the geometric mean of candidate/baseline within each round
+    per_round = []
+    for r in range(5):
+        pair = dict(calls[2 * r : 2 * r + 2])
+        per_round.append(pair["B"] / pair["A"])
+    expected = float(torch.tensor(per_round, dtype=torch.float64).log().mean().exp())
+    assert comparison.ratios["latency_interleaved"] == pytest.approx(expected, rel=1e-9)
+    assert comparison.latency_ratio_ci95 == pytest.approx(ratio_interval(per_round))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from greenprune.recipe import RecipeError, expand, load_recipe, parse_recipe
@@ -104,7 +106,10 @@ def test_shipped_recipes_validate():
     assert any(f.name == "demo.yaml" for f in files)
     for path in files:
         recipe = load_recipe(path)
-        assert expand(recipe)
+        points = [math.prod(len(v) for v in pipe.grid.values()) for pipe in recipe.pipelines]
+        units = expand(recipe)
+        assert len(units) == sum(points) >= 1, path.name
+        assert all(unit.spec.steps for unit in units)
 
 
 def _laughs(levels: int, width: int = 9) -> str:

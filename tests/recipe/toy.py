@@ -108,8 +108,10 @@ def provider(name: str) -> ToyTask | None:
 
 
 def setup(mark_dir: str | None = None) -> None:
-    """Register the toy task (in this process, or in a Ray worker); optionally leave a file named by the pid."""
+    """Register the toy task (in this process, or in a Ray worker); optionally leave one file per call, named
+    `<pid>-<unique>`, so a test can count the calls and see which processes made them."""
     import os
+    import uuid
     from pathlib import Path
 
     from greenprune.recipe.steps import register_task_provider
@@ -117,4 +119,4 @@ def setup(mark_dir: str | None = None) -> None:
     register_task_provider(provider)
     if mark_dir:
         Path(mark_dir).mkdir(parents=True, exist_ok=True)
-        (Path(mark_dir) / str(os.getpid())).touch()
+        (Path(mark_dir) / f"{os.getpid()}-{uuid.uuid4().hex}").touch()

@@ -60,3 +60,38 @@ def test_structure_config_with_every_step_off_is_refused() -> None:
     with pytest.raises(NothingToPruneError, match="nothing to prune"):
         StructureConfig()
     assert StructureConfig(ffn=0.25).ffn == 0.25
+
+
+def test_structure_cli_chat_frame_switch_and_recover(tmp_path) -> None:
+    """`--vocab` keeps the chat template's tokens unless `--no-chat-frame`; `--recover` merges LoRA back."""
+    from safetensors import safe_open
+    from transformers import AutoTokenizer
+
+    corpus = tmp_path / "corpus.py"
+    corpus.write_text("def add(a, b):\n    return a + b\n" * 10)
+    outs = {}
+    for name, extra in (("framed", ["--recover", "--recover-steps", "2"]), ("bare", ["--no-chat-frame"])):
+        outs[name] = tmp_path / name
+        result = CliRunner().invoke(app, ["structure", "tiny-llama", "--vocab", str(corpus), "--layers", "1",
+                                          "--no-measure", "--out", str(outs[name]), *extra])
+        assert result.exit_code == 0, result.output
+    framed, bare = (AutoTokenizer.from_pretrained(outs[n]) for n in ("framed", "bare"))
+    from greenprune.models import load_model
+
+    original = load_model("tiny-llama", task="causal-lm").tokenizer
+    frame = original.apply_chat_template([{"role": "user", "content": ""}], tokenize=False,
+                                         add_generation_prompt=True) + "```python\n"
+
+    def pieces(tok):
+        return tok.convert_ids_to_tokens(tok(frame, add_special_tokens=False).input_ids)
+
+    assert len(framed) > len(bare)
+    assert pieces(framed) == pieces(original)  # the chat frame tokenises exactly as before
+    assert len(pieces(bare)) > len(pieces(original))  # without it, the frame's words fall apart into pieces
+    steps = {n: [s["step"] for s in json.loads((outs[n] / "structure.json").read_text())["steps"]] for n in outs}
+    assert steps["framed"] == ["vocab", "layers", "recover (LoRA, merged)"] and steps["bare"] == ["vocab", "layers"]
+    with safe_open(str(outs["framed"] / "model.safetensors"), "pt") as f:
+        names = list(f.keys())
+    assert names and not [k for k in names if "lora" in k]  # merged back, nothing of peft left
+    got = reload_plain(outs["framed"], [[0, 1, 2]])
+    assert got["config"]["num_hidden_layers"] == 3

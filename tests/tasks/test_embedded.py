@@ -18,14 +18,29 @@ def _files(splits, key="file"):
 
 
 @pytest.mark.parametrize("name", ["defect", "clone", "summarize", "perplexity"])
-def test_same_seed_identical_and_cached(name):
+def test_same_seed_identical_and_cached(name, tmp_path, monkeypatch):
+    from greenprune._utils import cache_dir
+    from greenprune.tasks.corpus import all_stdlib_functions
+
+    all_stdlib_functions()  # the parsed stdlib is cached too; link it so the moved cache does not re-parse it
+    (tmp_path / "datasets").mkdir()
+    for parsed in cache_dir("datasets").glob("stdlib-functions-*.json"):
+        (tmp_path / "datasets" / parsed.name).symlink_to(parsed)
+    monkeypatch.setenv("GREENPRUNE_CACHE", str(tmp_path))  # the README's way to move the cache
     task = get_task(name)
     fresh = task.embedded(size=SIZE, seed=11, refresh=True)
     again = task.embedded(size=SIZE, seed=11, refresh=True)
     cached = task.embedded(size=SIZE, seed=11)
-    assert cache_path(name, SIZE, 11).is_file()
+    path = cache_path(name, SIZE, 11)
+    assert path.is_file() and path.parent == tmp_path / "datasets"
     for split in ("train", "valid", "test"):
         assert fresh[split] == again[split] == cached[split]
+    # the next call reads that file rather than rebuilding: a marker written into it comes back
+    data = json.loads(path.read_text())
+    data["train"][0]["text"] = "# read from the cache"
+    path.write_text(json.dumps(data))
+    assert task.embedded(size=SIZE, seed=11).train[0].text == "# read from the cache"
+    monkeypatch.undo()  # the other seed below comes from (and stays in) the usual cache
     assert fresh.sizes() == {"train": 48, "valid": 6, "test": 6}
     other = task.embedded(size=SIZE, seed=12)
     assert [e.text for e in other.train] != [e.text for e in fresh.train]

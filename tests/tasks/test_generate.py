@@ -70,14 +70,35 @@ def test_mbpp_programs_run_the_tests():
     assert "assert rev('ab') == 'ba'" in program_for(problems[0], problems[0].target or "")
 
 
-def test_generation_with_tiny_llama_is_scored():
+def test_generation_with_tiny_llama_is_scored(monkeypatch):
     from greenprune.models import load_model
+    from greenprune.tasks import generate as generate_module
+    from greenprune.tasks.generate import CHAT_STOPS, chat_prompt
+    from greenprune.tasks.generation import generate_texts
 
     task = get_task("generate")
     problems = task.load(FIX / "humaneval.jsonl").test
     model, tokenizer = load_model("tiny-llama", task="generate")
+    ran: list[tuple[list[str], list]] = []
+    real_run_many = generate_module.run_many
+
+    def spy(programs, *args, **kwargs):
+        results = real_run_many(programs, *args, **kwargs)
+        ran.append((list(programs), list(results)))
+        return results
+
+    monkeypatch.setattr(generate_module, "run_many", spy)
     m = task.evaluate(model, tokenizer, problems, max_new_tokens=4, batch_size=2)
     assert m["pass@1"] == 0.0 and m["problems"] == 2  # a random model writes no correct code
+    # something was generated and run: the programs hold transformers' own greedy continuation of each chat
+    # prompt, and each one ran in the sandbox to a failed test
+    reference = generate_texts(model, tokenizer, [chat_prompt(tokenizer, e) for e in problems], max_new_tokens=4,
+                               stops=CHAT_STOPS, drop_finished=False)
+    assert all(text for text in reference)  # (a random tiny model writes newlines; still its own tokens)
+    ((programs, results),) = ran
+    assert programs == [program_for(e, "\n" + text) for e, text in zip(problems, reference, strict=True)]
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert all(r.returncode not in (None, 0) and r.layers and "AssertionError" in r.stderr for r in results)
 
 
 def test_chat_style_runs_the_whole_function_after_the_prompt():

@@ -123,3 +123,35 @@ def test_cli_alpine_max_length_beyond_positions_and_zero_sizes(tmp_path):
     for option in ("--batch-size", "--max-length", "--rounds", "--cost-batches"):
         result = CliRunner().invoke(app, ["alpine", "tiny-bert", option, "0", "-o", str(tmp_path)])
         assert result.exit_code == 2 and f"Invalid value for '{option}'" in " ".join(result.output.split())
+
+
+def test_cli_alpine_finetune_compares_against_the_finetuned_baseline(tmp_path):
+    """`--finetune` fine-tunes the baseline first (and `--finetune-alpine` a second copy with ALPINE on): the
+    baseline quality in the records is the fine-tuned model's, as the tasks area's own fine-tune computes it."""
+    import copy
+
+    from typer.testing import CliRunner
+
+    from greenprune.cli import app
+    from greenprune.models import load_model
+    from greenprune.tasks import TrainConfig, get_task
+
+    opts = ["--size", "60", "--epochs", "2", "--lr", "1e-2", "--batch-size", "8", "--max-length", "64",
+            "--rounds", "1", "--cost-batches", "1", "--no-energy"]
+    result = CliRunner().invoke(app, ["alpine", "tiny-bert", "--task", "defect", "--layers", "even", "--finetune",
+                                      "--finetune-alpine", *opts, "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    records = json.loads((tmp_path / "alpine-tiny-bert-defect.json").read_text())
+    assert [r["candidate"]["config"]["finetuned_with_alpine"] for r in records] == [False, True]
+    assert all(r["baseline"]["config"]["finetune"] is True for r in records)
+
+    task = get_task("defect")
+    splits = task.embedded(size=60, seed=0)
+    loaded = load_model("tiny-bert", task="defect")
+    untouched = task.evaluate(copy.deepcopy(loaded.model), loaded.tokenizer, splits.test, batch_size=8, max_length=64)
+    task.finetune(loaded.model, loaded.tokenizer, splits,
+                  TrainConfig(epochs=2, lr=1e-2, batch_size=8, max_length=64, seed=0, device="cpu"))
+    tuned = task.evaluate(loaded.model, loaded.tokenizer, splits.test, batch_size=8, max_length=64)
+    assert tuned != untouched  # the fine-tune changes what the test split sees, so the check below can fail
+    for record in records:
+        assert {k: record["baseline"]["metrics"][k] for k in tuned} == pytest.approx(tuned)

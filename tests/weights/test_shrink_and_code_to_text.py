@@ -65,7 +65,7 @@ def test_cli_prune_then_quantize(tmp_path, monkeypatch):
     runner = CliRunner()
     out = tmp_path / "pruned"
     res = runner.invoke(app, ["prune", "tiny-bert", "--method", "l1", "--scope", "per-tensor", "--sparsity", "0.3",
-                              "--out", str(out)])
+                              "--compact", "--out", str(out)])
     assert res.exit_code == 0, res.output
     report = json.loads((out / "sparsity_report.json").read_text())
     assert report["sparsity"] == pytest.approx(0.3, abs=1e-3)

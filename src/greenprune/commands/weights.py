@@ -45,7 +45,10 @@ def prune_cmd(
     eval_limit: Annotated[int, typer.Option(min=1, help="validation examples per lottery evaluation")] = 30,
     data: Annotated[Path | None, typer.Option(help="official-format task data instead of the embedded set")] = None,
     out: Annotated[Path | None, typer.Option(help="write the pruned model here")] = None,
-    dense: Annotated[bool, typer.Option(help="write a plain dense HF folder instead of the compact format")] = False,
+    compact: Annotated[bool, typer.Option(
+        "--compact/--dense",
+        help="--compact: bitmask + values file, smaller, but only greenprune reads it back; default --dense: a plain "
+             "HF folder that from_pretrained reloads without greenprune")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an earlier greenprune output at --out")] = False,
 ) -> None:
     """Prune MODEL's weights (random / L1 / Wanda; global / per-tensor / per-row; unstructured / rows / heads;
@@ -113,12 +116,12 @@ def prune_cmd(
                                   notes=[f"targeted sparsity {report.sparsity:.4f}"])
             files = {"greenprune_record.json": record.model_dump_json(indent=2) + "\n",
                      "sparsity_report.json": json.dumps(report.as_dict(), indent=2)}
-            if dense:
+            if compact:
+                save_sparse(loaded.model, out, loaded.tokenizer, overwrite=overwrite, files=files)
+            else:
                 make_permanent(loaded.model)
                 save_hf(loaded.model, loaded.tokenizer, out, kind="dense", overwrite=overwrite, files=files)
-            else:
-                save_sparse(loaded.model, out, loaded.tokenizer, overwrite=overwrite, files=files)
-            console.print(f"wrote {'dense' if dense else 'compact sparse'} checkpoint to {out} "
+            console.print(f"wrote {'compact sparse' if compact else 'dense'} checkpoint to {out} "
                           f"({folder_bytes(out):,} weight bytes)")
 
 
