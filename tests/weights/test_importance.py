@@ -181,7 +181,7 @@ def test_cli_prunes_tiny_llama_with_wanda_2_4(tmp_path):
     out = tmp_path / "pruned"
     result = CliRunner().invoke(app, ["prune", "tiny-llama", "--method", "wanda", "--pattern", "2:4",
                                       "--calibration", "stdlib", "--calibration-windows", "2",
-                                      "--calibration-seq-len", "32", "--out", str(out)])
+                                      "--calibration-seq-len", "32", "--compact", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "targeted sparsity 0.5000" in result.output
     record = json.loads((out / "greenprune_record.json").read_text())
