@@ -173,3 +173,12 @@ def progress(iterable: Iterable[T], desc: str, total: int | None = None, disable
     if disable is None:
         disable = bool(os.environ.get("GREENPRUNE_NO_PROGRESS"))
     return tqdm(iterable, desc=desc, total=total, disable=disable, leave=False, dynamic_ncols=True)
+
+
+def progress_bar(desc: str, total: int, disable: bool | None = None) -> Any:
+    """A tqdm bar updated by hand (`bar.update(n)`, a context manager); silent like `progress`."""
+    from tqdm.auto import tqdm
+
+    if disable is None:
+        disable = bool(os.environ.get("GREENPRUNE_NO_PROGRESS"))
+    return tqdm(desc=desc, total=total, disable=disable, leave=False, dynamic_ncols=True)
