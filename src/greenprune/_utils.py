@@ -1,10 +1,9 @@
-"""Small helpers shared across greenprune: cache folder, seeding, atomic writes, progress bars."""
+"""Small helpers shared across greenprune: cache folder, text/JSONL reading, atomic writes, progress bars."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import random
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,16 +18,6 @@ def cache_dir(*parts: str) -> Path:
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch so a run is repeatable for a seed."""
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
 
 
 def _opener(path: Path) -> Any:

@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from greenprune._utils import atomic_write_text, seed_everything
+from greenprune._utils import atomic_write_text
 from greenprune.checkpoint import write_checkpoint
 from greenprune.errors import GreenpruneError
 from greenprune.measure.records import Comparison, ResultRecord, load_json, save_json
@@ -211,6 +211,8 @@ def _emissions(unit: Unit, unit_dir: Path) -> Iterator[None]:
 
 def run_unit(run_dir: str | os.PathLike[str], unit: Unit, command: str = "", *, progress: bool = True) -> Path:
     """Run (or continue) one unit in its folder; returns the folder. Finished steps are replayed, not redone."""
+    from transformers import set_seed
+
     from greenprune._utils import progress as bar
 
     run_dir = Path(run_dir)
@@ -235,7 +237,7 @@ def run_unit(run_dir: str | os.PathLike[str], unit: Unit, command: str = "", *, 
     if len(done) == len(steps) and (unit_dir / "DONE").is_file():
         return unit_dir
 
-    seed_everything(unit.seed)
+    set_seed(unit.seed)
     state = _load_state(unit)
     width = max(2, len(str(len(steps) - 1)))
     with _emissions(unit, unit_dir):
@@ -250,7 +252,7 @@ def run_unit(run_dir: str | os.PathLike[str], unit: Unit, command: str = "", *, 
                 continue
             if kind.modifies:
                 snapshot_baseline(state)
-            seed_everything(unit.seed + i)
+            set_seed(unit.seed + i)
             start = time.perf_counter()
             with write_checkpoint(ctx.out_dir, "recipe-step", option="step folder") as tmp:
                 ctx.out_dir = tmp
