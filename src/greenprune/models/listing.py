@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from greenprune.models.config import num_layers
 from greenprune.models.embedded import EMBEDDED, EmbeddedModelMissingError, tiny_config
 
 
@@ -50,7 +51,7 @@ def list_models() -> list[ModelInfo]:
             continue
         infos.append(
             ModelInfo(
-                alias, entry.description, config.model_type, config.num_hidden_layers, config.hidden_size,
+                alias, entry.description, config.model_type, num_layers(config), config.hidden_size,
                 _count_params(config), True,
             )
         )
