@@ -47,6 +47,7 @@ def test_head_geometry_and_sizes_come_from_the_table():
     bert = load_model("tiny-bert")
     assert bert.family.head_geometry(bert.model.config).kv_heads == bert.model.config.num_attention_heads
     assert llama.family.intermediate_size(config) == config.intermediate_size
+    assert llama.family.gated and not bert.family.gated
     assert llama.family.layers_parent(llama.model) is llama.model.model
     assert bert.family.layers_parent(bert.model) is bert.model.bert.encoder
 

@@ -66,6 +66,8 @@ class Family:
     word_embeddings: str  # relative to the backbone
     num_layers_attr: str = "num_hidden_layers"  # config attribute holding the number of layers
     intermediate_size_attr: str = "intermediate_size"  # config attribute holding the FFN width
+    num_heads_attr: str = "num_attention_heads"  # config attribute holding the query heads per layer
+    num_kv_heads_attr: str = "num_key_value_heads"  # ... the key/value heads (absent: one per query head)
     # encoders: method of a layer running FFN + residual/LayerNorm on the attention output (ALPINE prunes between them)
     ffn_block: str | None = None
     # the bare backbone (task "base") ends in a pooler (dense on the first token): BERT's does, RoBERTa's is not
@@ -84,6 +86,11 @@ class Family:
     @property
     def ffn_projections(self) -> tuple[str, ...]:
         return (*self.ffn_in, self.ffn_out)
+
+    @property
+    def gated(self) -> bool:
+        """A gated FFN, down(act(gate(x)) * up(x)), rather than down(act(in(x)))."""
+        return len(self.ffn_in) == 2
 
     def backbone(self, model: nn.Module) -> nn.Module:
         """The bare transformer under a task head (BertModel, LlamaModel, ...)."""
@@ -143,16 +150,16 @@ class Family:
 
     def head_geometry(self, config: Any) -> HeadGeometry:
         """Query heads, key/value heads and head width from `config` (head_dim and KV heads default as HF does)."""
-        heads = int(config.num_attention_heads)
-        kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
+        heads = int(getattr(config, self.num_heads_attr))
+        kv_heads = int(getattr(config, self.num_kv_heads_attr, None) or heads)
         head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
         return HeadGeometry(heads, kv_heads, head_dim)
 
     def set_head_geometry(self, config: Any, geometry: HeadGeometry) -> None:
         """Write `geometry` to `config`; head_dim explicitly, since hidden_size // heads no longer holds."""
         config.head_dim = geometry.head_dim
-        config.num_attention_heads = geometry.heads
-        config.num_key_value_heads = geometry.kv_heads
+        setattr(config, self.num_heads_attr, geometry.heads)
+        setattr(config, self.num_kv_heads_attr, geometry.kv_heads)
 
 
 BERT = Family(

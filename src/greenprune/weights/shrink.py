@@ -29,7 +29,7 @@ def shrink_gated_ffn(model: nn.Module) -> dict[str, int]:
     widths: dict[str, int] = {}
     for span in transformer_layers(model):
         fam = span.family
-        if len(fam.ffn_in) != 2:
+        if not fam.gated:
             raise ShrinkError(f"family {fam.name}: FFN is not gated; dead neurons leave act(bias) behind")
         layer = model.get_submodule(span.prefix)
         ins = [layer.get_submodule(p) for p in fam.ffn_in]
