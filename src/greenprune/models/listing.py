@@ -34,11 +34,11 @@ def _config_for(alias: str):
 def _count_params(config) -> int:
     from transformers import AutoModel
 
-    from greenprune.measure.size import total_parameters
-
     with torch.device("meta"):
         model = AutoModel.from_config(config)
-    return total_parameters(model)
+    # `parameters()` yields a tied tensor once, as measure.size counts it; a fresh model has no packed int8 layers.
+    # (Not measure.size itself: models sit below measure, which reads the family table.)
+    return sum(p.numel() for p in model.parameters())
 
 
 def list_models() -> list[ModelInfo]:
