@@ -124,3 +124,31 @@ def test_models_cli_lists_aliases():
                          check=True, env={"COLUMNS": "200", "PATH": "", "HF_HUB_OFFLINE": "1"}).stdout
     for alias in EMBEDDED:
         assert alias in out
+
+
+def test_one_resolver_names_what_a_spec_is(tmp_path):
+    from greenprune.models.hub import resolve_spec
+
+    assert resolve_spec("tiny-bert").kind == "tiny"
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text("{}")
+    assert (resolve_spec(tmp_path / "hf").kind, resolve_spec(tmp_path / "hf").path) == ("folder", tmp_path / "hf")
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "m.gguf").write_bytes(b"")
+    for spec in (tmp_path / "g", tmp_path / "g" / "m.gguf"):
+        assert (resolve_spec(spec).path, resolve_spec(spec).gguf_file) == (tmp_path / "g", "m.gguf")
+    assert resolve_spec("org/model").kind == "hub"
+    seen = []
+    resolve_spec(tmp_path / "hf", check_folder=seen.append)
+    assert seen == [tmp_path / "hf"]
+
+
+def test_task_heads_come_from_the_tasks_and_keep_tasks_first():
+    from greenprune.models.hub import HEADS, TASK_HEADS, register_task_head
+    from greenprune.tasks import TASKS
+
+    assert {**{t.name: t.head for t in TASKS.values()}, **{h: h for h in HEADS}} == TASK_HEADS
+    assert list(TASK_HEADS)[-len(HEADS):] == list(HEADS)
+    with pytest.raises(ValueError, match="unknown model head 'seq2seq'"):
+        register_task_head("translate", "seq2seq")
+    assert "translate" not in TASK_HEADS

@@ -12,8 +12,8 @@ from greenprune.cli import app
 from greenprune.errors import GreenpruneError
 from greenprune.models import load_model
 from greenprune.tasks import Example
+from greenprune.tasks.seq2seq import build_encoder_decoder, seq2seq_batches, seq2seq_bleu
 from greenprune.weights import WeightPruningConfig, default_target_names, dense_state_dict, prune
-from greenprune.weights.code_to_text import build_encoder_decoder, seq2seq_batches, seq2seq_bleu
 from greenprune.weights.lottery import LotteryConfig, run_lottery
 from greenprune.weights.shrink import shrink_gated_ffn
 from greenprune.weights.sparse_io import load_sparse

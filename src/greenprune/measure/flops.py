@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from greenprune.models.families import UnsupportedModelError, family_of
+
 aten = torch.ops.aten
 
 
@@ -72,43 +74,42 @@ def analytic_flops(
     num_labels: int | None = None,
     layer_seq_lens: Sequence[int] | None = None,
 ) -> float | None:
-    """Closed-form FLOPs (2 per multiply-add) of one forward of a BERT/RoBERTa encoder or a Llama-family decoder.
+    """Closed-form FLOPs (2 per multiply-add) of one forward of a model of a family in the table.
 
-    Counts the matrix products that dominate: per layer, the Q/K/V/O projections, the attention products
-    (4·n²·h, unmasked) and the FFN; plus the pooler and classifier or the LM head. `layer_seq_lens` gives the
+    Counts the matrix products that dominate: per layer, the Q/K/V/O projections (K/V narrower under grouped-query
+    attention), the attention products (4·n²·(query width), unmasked) and the FFN (two matrices, three when gated);
+    plus the pooler and classifier or the LM head. `layer_seq_lens` gives the
     sequence length entering each layer's attention and FFN when it changes inside the model (token pruning).
     Returns None for architectures without a formula here.
     """
-    model_type = getattr(config, "model_type", None)
+    try:
+        fam = family_of(getattr(config, "model_type", None) or "")
+    except UnsupportedModelError:
+        return None
     h = config.hidden_size
-    n_layers = config.num_hidden_layers
-    inter = config.intermediate_size
+    n_layers = fam.num_layers(config)
+    inter = fam.intermediate_size(config)
     lens = list(layer_seq_lens) if layer_seq_lens is not None else [seq_len] * n_layers
     if len(lens) != n_layers:
         raise ValueError(f"layer_seq_lens has {len(lens)} entries for {n_layers} layers")
     b = batch_size
+    geo = fam.head_geometry(config)
+    q, kv = geo.query_width, geo.kv_width
+    ffn_matrices = len(fam.ffn_projections)  # 2, or 3 for a gated FFN
     total = 0.0
-    if model_type in ("bert", "roberta", "xlm-roberta", "camembert"):
-        for n in lens:
-            total += 2 * b * n * (4 * h * h + 2 * h * inter) + 4 * b * n * n * h
+    for n in lens:
+        proj = h * q + 2 * h * kv + q * h
+        total += 2 * b * n * (proj + ffn_matrices * h * inter) + 4 * b * n * n * q
+    labels = num_labels or getattr(config, "num_labels", 2)
+    if fam.kind == "encoder":
         if head == "classification":
-            labels = num_labels or getattr(config, "num_labels", 2)
             # BERT: pooler dense + classifier on [CLS]; RoBERTa: head dense + out_proj on <s> — the same products
             total += 2 * b * h * h + 2 * b * h * labels
-        elif head == "base" and model_type == "bert":
+        elif head == "base" and fam.base_pooler:
             total += 2 * b * h * h  # pooler
         return total
-    if model_type in ("llama", "qwen2", "mistral", "qwen3"):
-        n_heads = config.num_attention_heads
-        head_dim = getattr(config, "head_dim", None) or h // n_heads
-        kv = getattr(config, "num_key_value_heads", n_heads) * head_dim
-        q = n_heads * head_dim
-        for n in lens:
-            proj = h * q + 2 * h * kv + q * h
-            total += 2 * b * n * (proj + 3 * h * inter) + 4 * b * n * n * q
-        if head == "causal-lm":
-            total += 2 * b * seq_len * h * config.vocab_size
-        elif head == "classification":
-            total += 2 * b * seq_len * h * (num_labels or getattr(config, "num_labels", 2))
-        return total
-    return None
+    if head == "causal-lm":
+        total += 2 * b * seq_len * h * config.vocab_size
+    elif head == "classification":
+        total += 2 * b * seq_len * h * labels
+    return total

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,17 +31,68 @@ from greenprune.models.embedded import EMBEDDED, strip_gguf_quantization, tiny_c
 from greenprune.models.families import FAMILIES, Family, UnsupportedModelError, family_of, supported_model_types
 
 HEADS = ("classification", "causal-lm", "base")
-# what each greenprune task needs as a model head
-TASK_HEADS = {
-    "defect": "classification",
-    "clone": "classification",
-    "classification": "classification",
-    "summarize": "causal-lm",
-    "generate": "causal-lm",
-    "perplexity": "causal-lm",
-    "causal-lm": "causal-lm",
-    "base": "base",
-}
+# The head each name `load_model(task=...)` accepts needs: every greenprune task (registered by greenprune.tasks from
+# its `Task.head`, where it is declared once), then the bare heads. Tasks come first: messages list them in this order.
+TASK_HEADS: dict[str, str] = {head: head for head in HEADS}
+
+
+def register_task_head(task: str, head: str) -> None:
+    """Let `load_model(task=task)` build the `head` a task needs (greenprune.tasks registers its tasks)."""
+    if head not in HEADS:
+        raise ValueError(f"task {task!r}: unknown model head {head!r}; expected one of: {', '.join(HEADS)}")
+    TASK_HEADS[task] = head
+    for bare in HEADS:  # keep the bare heads after the tasks
+        TASK_HEADS[bare] = TASK_HEADS.pop(bare)
+
+
+@dataclass(frozen=True)
+class ResolvedSpec:
+    """What a model spec names, decided from the spec and the file system alone (nothing is loaded).
+
+    `kind`: "tiny" (an embedded random model built from its config), "folder" (HF layout, or one GGUF file in it)
+    or "hub" (a hub id). `source` says where an embedded packaged model came from, for records.
+    """
+
+    kind: str
+    name: str
+    path: Path | None = None
+    gguf_file: str | None = None
+    source: str | None = None
+
+
+def resolve_spec(spec: str | os.PathLike[str], *, check_folder: Callable[[Path], None] | None = None
+                 ) -> ResolvedSpec:
+    """Resolve `spec` the one way `load_model` and `model_config` both do: embedded alias, `.gguf` file, folder
+    (config.json, or exactly one .gguf file), hub id. `check_folder` vets a folder before it is looked into."""
+    name = str(spec)
+    if name in EMBEDDED:
+        entry = EMBEDDED[name]
+        if entry.resolve is None:
+            return ResolvedSpec("tiny", name)
+        return ResolvedSpec("folder", name, entry.resolve(), source=f"embedded:{name} ({entry.package})")
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return ResolvedSpec("folder", name, path.parent, gguf_file=path.name)
+    if path.is_dir():
+        if check_folder is not None:
+            check_folder(path)
+        if (path / "config.json").is_file():
+            return ResolvedSpec("folder", name, path)
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return ResolvedSpec("folder", name, path, gguf_file=ggufs[0].name)
+        raise ModelLoadError(f"{path}: a model folder needs config.json (HF layout) or exactly one .gguf file")
+    if name.startswith((".", "/", "~")) or os.sep + os.sep in name:
+        raise ModelLoadError(f"{name}: no such folder or file")
+    return ResolvedSpec("hub", name)
+
+
+def family_for_load(model_type: str, name: str) -> Family:
+    """The family of `model_type`, or a ModelLoadError naming the spec `name`."""
+    try:
+        return family_of(model_type)
+    except UnsupportedModelError as exc:
+        raise ModelLoadError(f"{name}: {exc}") from exc
 
 
 @dataclass
@@ -151,10 +203,7 @@ def _load_folder(
     except (OSError, ValueError) as exc:
         what = f"{path / gguf_file}: not a GGUF model" if gguf_file else f"{path}: not a Hugging Face model folder"
         raise ModelLoadError(f"{what} ({exc})") from exc
-    try:
-        family = family_of(config.model_type)
-    except UnsupportedModelError as exc:
-        raise ModelLoadError(f"{name}: {exc}") from exc
+    family = family_for_load(config.model_type, name)
     head = head_for(task, family, model_type=config.model_type, name=name)
     if not gguf_file:
         check_weights_folder(path)
@@ -221,11 +270,7 @@ def _load_hub(
             f"(`huggingface-cli download {repo_id} --local-dir DIR`) and pass DIR, or use an embedded alias: "
             f"{', '.join(EMBEDDED)}."
         ) from exc
-    try:
-        family_of(snapshot.model_type)
-    except UnsupportedModelError as exc:
-        raise ModelLoadError(f"{repo_id}: {exc}") from exc
-    family = family_of(snapshot.model_type)
+    family = family_for_load(snapshot.model_type, repo_id)
     head = head_for(task, family, model_type=snapshot.model_type, name=repo_id)
     model = _from_pretrained(head, repo_id, repo_id, local_files_only=not online,
                              **_load_kwargs(head, num_labels, dtype, attn))
@@ -247,30 +292,14 @@ def load_model(
     `task` is a head (`classification`, `causal-lm`, `base`) or a greenprune task name (`defect`, `clone`,
     `summarize`, `generate`, `perplexity`); by default encoders get a classification head and decoders an LM head.
     """
-    spec_str = str(spec)
-    if spec_str in EMBEDDED:
-        entry = EMBEDDED[spec_str]
-        if entry.resolve is None:
-            return _load_tiny(spec_str, task, num_labels, dtype, attn_implementation)
-        return _load_folder(
-            entry.resolve(), spec_str, task, num_labels, dtype, attn_implementation,
-            source=f"embedded:{spec_str} ({entry.package})",
-        )
-    path = Path(spec_str).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return _load_folder(path.parent, spec_str, task, num_labels, dtype, attn_implementation, gguf_file=path.name)
-    if path.is_dir():
-        check_checkpoint_folder(path)  # an unfinished greenprune save, or dense and compact weights mixed
-        if not (path / "config.json").is_file():
-            ggufs = sorted(path.glob("*.gguf"))
-            if len(ggufs) == 1:
-                return _load_folder(path, spec_str, task, num_labels, dtype, attn_implementation, ggufs[0].name)
-            raise ModelLoadError(f"{path}: a model folder needs config.json (HF layout) or exactly one .gguf file")
-        return _load_folder(path, spec_str, task, num_labels, dtype, attn_implementation)
-    if spec_str.startswith((".", "/", "~")) or os.sep + os.sep in spec_str:
-        raise ModelLoadError(f"{spec_str}: no such folder or file")
-    return _load_hub(spec_str, task, num_labels, dtype, attn_implementation)
+    resolved = resolve_spec(spec, check_folder=check_checkpoint_folder)  # refuse unfinished or mixed saves
+    if resolved.kind == "tiny":
+        return _load_tiny(resolved.name, task, num_labels, dtype, attn_implementation)
+    if resolved.kind == "folder" and resolved.path is not None:
+        return _load_folder(resolved.path, resolved.name, task, num_labels, dtype, attn_implementation,
+                            gguf_file=resolved.gguf_file, source=resolved.source)
+    return _load_hub(resolved.name, task, num_labels, dtype, attn_implementation)
 
 
-__all__ = ["HEADS", "TASK_HEADS", "LoadedModel", "ModelLoadError", "head_for", "hub_reachable", "load_model",
-           "supported_model_types"]
+__all__ = ["HEADS", "TASK_HEADS", "LoadedModel", "ModelLoadError", "ResolvedSpec", "head_for", "hub_reachable",
+           "load_model", "register_task_head", "resolve_spec", "supported_model_types"]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from greenprune.models.config import num_layers
 from greenprune.models.embedded import EMBEDDED, EmbeddedModelMissingError, tiny_config
 
 
@@ -33,11 +34,11 @@ def _config_for(alias: str):
 def _count_params(config) -> int:
     from transformers import AutoModel
 
-    from greenprune.measure.size import total_parameters
-
     with torch.device("meta"):
         model = AutoModel.from_config(config)
-    return total_parameters(model)
+    # `parameters()` yields a tied tensor once, as measure.size counts it; a fresh model has no packed int8 layers.
+    # (Not measure.size itself: models sit below measure, which reads the family table.)
+    return sum(p.numel() for p in model.parameters())
 
 
 def list_models() -> list[ModelInfo]:
@@ -50,7 +51,7 @@ def list_models() -> list[ModelInfo]:
             continue
         infos.append(
             ModelInfo(
-                alias, entry.description, config.model_type, config.num_hidden_layers, config.hidden_size,
+                alias, entry.description, config.model_type, num_layers(config), config.hidden_size,
                 _count_params(config), True,
             )
         )

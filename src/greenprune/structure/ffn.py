@@ -21,8 +21,9 @@ from torch import nn
 
 from greenprune.errors import GreenpruneError
 from greenprune.measure.size import total_parameters
-from greenprune.models.families import Family, family_of
-from greenprune.structure.calibration import Batch, input_weighted_importance
+from greenprune.models.families import UnsupportedModelError, family_of
+from greenprune.structure.calibration import Batch
+from greenprune.structure.criteria import ChannelImportance, InputWeightedImportance
 
 
 class FFNPruningError(GreenpruneError, ValueError):
@@ -59,17 +60,12 @@ class FFNPruningResult:
         }
 
 
-def _linears(fam: Family, layer: nn.Module) -> tuple[list[nn.Linear], nn.Linear]:
-    ins = [layer.get_submodule(name) for name in fam.ffn_in]
-    out = layer.get_submodule(fam.ffn_out)
-    return ins, out
-
-
 def _intermediate_size(model: nn.Module) -> int:
-    size = getattr(model.config, "intermediate_size", None)
-    if not isinstance(size, int):
-        raise FFNPruningError(f"{model.config.model_type!r} config has no integer `intermediate_size`")
-    return size
+    fam = family_of(model)
+    try:
+        return fam.intermediate_size(model.config)
+    except UnsupportedModelError as exc:  # a family model whose config lacks the width
+        raise FFNPruningError(str(exc)) from exc
 
 
 def kept_size(size: int, config: FFNPruningConfig) -> int:
@@ -90,24 +86,31 @@ def kept_size(size: int, config: FFNPruningConfig) -> int:
 
 
 @torch.no_grad()
-def ffn_scores(model: nn.Module, calib: Iterable[Batch]) -> list[torch.Tensor]:
-    """Per layer, E|a_j| · ||W_down[:, j]|| for every intermediate neuron j (see module docstring)."""
+def ffn_scores(model: nn.Module, calib: Iterable[Batch], importance: ChannelImportance | None = None
+               ) -> list[torch.Tensor]:
+    """Per layer, one score per intermediate neuron j: `importance` of the down projection's input channel j
+    (default E|a_j| · ||W_down[:, j]||, see module docstring)."""
     fam = family_of(model)
-    downs = [_linears(fam, layer)[1] for layer in fam.layers(model)]
-    return input_weighted_importance(model, calib, downs, "FFN activations")
+    downs = [layer.get_submodule(fam.ffn_out) for layer in fam.layers(model)]
+    return (importance or InputWeightedImportance()).channel_scores(model, calib, downs, "FFN activations")
 
 
-def _slice_linear(linear: nn.Linear, index: torch.Tensor, dim: int) -> None:
-    """Keep rows (dim=0: output features) or columns (dim=1: input features) of a Linear, in place."""
-    with torch.no_grad():
-        weight = linear.weight.index_select(dim, index.to(linear.weight.device)).clone()
-        linear.weight = nn.Parameter(weight, requires_grad=linear.weight.requires_grad)
-        if dim == 0:
-            if linear.bias is not None:
-                linear.bias = nn.Parameter(linear.bias.index_select(0, index.to(linear.bias.device)).clone())
-            linear.out_features = weight.shape[0]
-        else:
-            linear.in_features = weight.shape[1]
+def prune_linear(root: nn.Module, path: str, index: torch.Tensor, dim: int) -> nn.Linear:
+    """Replace the Linear at `root.<path>` by one keeping rows (dim=0: output features) or columns (dim=1: input
+    features) `index`: transformers' `prune_linear_layer`, keeping the dtype and `requires_grad` and leaving the
+    global random state alone (the new layer's throwaway initialisation would draw from it)."""
+    from transformers.pytorch_utils import prune_linear_layer
+
+    old = root.get_submodule(path)
+    with torch.random.fork_rng(devices=[]):
+        new = prune_linear_layer(old, index.to(torch.long), dim=dim)
+    new = new.to(dtype=old.weight.dtype)
+    new.weight.requires_grad_(old.weight.requires_grad)
+    if old.bias is not None:
+        new.bias.requires_grad_(old.bias.requires_grad)
+    new.train(old.training)
+    root.set_submodule(path, new)
+    return new
 
 
 def slice_ffn(model: nn.Module, kept: list[list[int]] | list[torch.Tensor]) -> nn.Module:
@@ -121,19 +124,16 @@ def slice_ffn(model: nn.Module, kept: list[list[int]] | list[torch.Tensor]) -> n
         )
     for layer, keep in zip(layers, kept, strict=True):
         index = torch.as_tensor(keep, dtype=torch.long)
-        ins, out = _linears(fam, layer)
-        for linear in ins:
-            _slice_linear(linear, index, 0)
-        _slice_linear(out, index, 1)
-        mlp = getattr(layer, "mlp", None)
-        if mlp is not None and hasattr(mlp, "intermediate_size"):
-            mlp.intermediate_size = len(keep)
-    model.config.intermediate_size = sizes.pop()
+        for name in fam.ffn_in:
+            prune_linear(layer, name, index, 0)
+        prune_linear(layer, fam.ffn_out, index, 1)
+    fam.set_intermediate_size(model, sizes.pop())
     return model
 
 
-def prune_ffn(model: nn.Module, calib: Iterable[Batch], config: FFNPruningConfig | None = None) -> FFNPruningResult:
-    """Remove the least important FFN neurons of every layer (in place)."""
+def prune_ffn(model: nn.Module, calib: Iterable[Batch], config: FFNPruningConfig | None = None, *,
+              importance: ChannelImportance | None = None) -> FFNPruningResult:
+    """Remove the least important FFN neurons of every layer (in place), scored by `importance`."""
     config = config or FFNPruningConfig()
     size = _intermediate_size(model)
     keep = kept_size(size, config)
@@ -141,7 +141,7 @@ def prune_ffn(model: nn.Module, calib: Iterable[Batch], config: FFNPruningConfig
     n_layers = len(family_of(model).layers(model))
     if keep == size:  # nothing to remove: leave every tensor untouched
         return FFNPruningResult(model, size, size, [list(range(size))] * n_layers, params_before, params_before)
-    scores = ffn_scores(model, calib)
+    scores = ffn_scores(model, calib, importance)
     kept = [sorted(torch.topk(s, keep).indices.tolist()) for s in scores]
     slice_ffn(model, kept)
     return FFNPruningResult(model, size, keep, kept, params_before, total_parameters(model))
@@ -154,5 +154,6 @@ __all__ = [
     "ffn_scores",
     "kept_size",
     "prune_ffn",
+    "prune_linear",
     "slice_ffn",
 ]

@@ -21,9 +21,10 @@ from torch import nn
 
 from greenprune.errors import GreenpruneError
 from greenprune.measure.size import total_parameters
-from greenprune.models.families import family_of
-from greenprune.structure.calibration import Batch, input_weighted_importance
-from greenprune.structure.ffn import _slice_linear
+from greenprune.models.families import HeadGeometry, family_of
+from greenprune.structure.calibration import Batch
+from greenprune.structure.criteria import ChannelImportance, InputWeightedImportance
+from greenprune.structure.ffn import prune_linear
 
 
 class HeadPruningError(GreenpruneError, ValueError):
@@ -57,31 +58,30 @@ class HeadPruningResult:
         }
 
 
-def _geometry(model: nn.Module) -> tuple[int, int, int]:
-    config = model.config
-    if family_of(model).kind != "decoder":
-        raise HeadPruningError(f"KV-group pruning supports decoder LLMs, not {config.model_type!r}")
-    heads = config.num_attention_heads
-    kv = getattr(config, "num_key_value_heads", None) or heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    return heads, kv, head_dim
+def _geometry(model: nn.Module) -> HeadGeometry:
+    fam = family_of(model)
+    if fam.kind != "decoder":
+        raise HeadPruningError(f"KV-group pruning supports decoder LLMs, not {model.config.model_type!r}")
+    return fam.head_geometry(model.config)
 
 
 @torch.no_grad()
-def group_scores(model: nn.Module, calib: Iterable[Batch]) -> list[torch.Tensor]:
-    """Per layer, one importance per KV group (see module docstring)."""
+def group_scores(model: nn.Module, calib: Iterable[Batch], importance: ChannelImportance | None = None
+                 ) -> list[torch.Tensor]:
+    """Per layer, one importance per KV group: the sum of `importance` over the output projection's input channels
+    of the group's query heads (default the input-weighted score, see module docstring)."""
     fam = family_of(model)
-    heads, kv, head_dim = _geometry(model)
+    geo = _geometry(model)
     outs = [layer.get_submodule(fam.attn_out) for layer in fam.layers(model)]
-    per_dim = input_weighted_importance(model, calib, outs, "attention activations")
-    return [scores.view(kv, heads // kv * head_dim).sum(-1) for scores in per_dim]
+    per_dim = (importance or InputWeightedImportance()).channel_scores(model, calib, outs, "attention activations")
+    return [scores.view(geo.kv_heads, geo.heads_per_group * geo.head_dim).sum(-1) for scores in per_dim]
 
 
 def slice_groups(model: nn.Module, kept_groups: list[list[int]]) -> nn.Module:
     """Keep KV groups `kept_groups[layer]` (same count per layer): q/k/v rows and o columns, config updated."""
     fam = family_of(model)
-    heads, kv, head_dim = _geometry(model)
-    per_group = heads // kv
+    geo = _geometry(model)
+    head_dim, per_group = geo.head_dim, geo.heads_per_group
     layers = fam.layers(model)
     sizes = {len(g) for g in kept_groups}
     if len(kept_groups) != len(layers) or len(sizes) != 1 or 0 in sizes:
@@ -92,31 +92,30 @@ def slice_groups(model: nn.Module, kept_groups: list[list[int]]) -> nn.Module:
             [torch.arange(h * head_dim, (h + 1) * head_dim) for g in groups for h in range(g * per_group,
                                                                                             (g + 1) * per_group)]
         )
-        _slice_linear(layer.get_submodule(fam.query), q_index, 0)
-        _slice_linear(layer.get_submodule(fam.key), kv_index, 0)
-        _slice_linear(layer.get_submodule(fam.value), kv_index, 0)
-        _slice_linear(layer.get_submodule(fam.attn_out), q_index, 1)
+        prune_linear(layer, fam.query, q_index, 0)
+        prune_linear(layer, fam.key, kv_index, 0)
+        prune_linear(layer, fam.value, kv_index, 0)
+        prune_linear(layer, fam.attn_out, q_index, 1)
     n = sizes.pop()
-    config = model.config
-    config.head_dim = head_dim  # fixed explicitly: hidden_size // num_attention_heads no longer holds
-    config.num_attention_heads = n * per_group
-    config.num_key_value_heads = n
+    fam.set_head_geometry(model.config, HeadGeometry(n * per_group, n, head_dim))
     return model
 
 
 def prune_kv_groups(
-    model: nn.Module, calib: Iterable[Batch], config: HeadPruningConfig | None = None
+    model: nn.Module, calib: Iterable[Batch], config: HeadPruningConfig | None = None, *,
+    importance: ChannelImportance | None = None,
 ) -> HeadPruningResult:
-    """Remove the `config.groups` least important KV groups of every decoder layer (in place)."""
+    """Remove the `config.groups` least important KV groups of every decoder layer (in place), by `importance`."""
     config = config or HeadPruningConfig()
-    heads, kv, _ = _geometry(model)
+    geo = _geometry(model)
+    heads, kv = geo.heads, geo.kv_heads
     before = total_parameters(model)
     n_layers = len(family_of(model).layers(model))
     if not 0 <= config.groups < kv:
         raise HeadPruningError(f"can remove 0..{kv - 1} of {kv} KV groups, not {config.groups}")
     if config.groups == 0:
         return HeadPruningResult(model, kv, kv, heads, heads, [list(range(kv))] * n_layers, before, before)
-    scores = group_scores(model, calib)
+    scores = group_scores(model, calib, importance)
     kept = [sorted(torch.topk(s, kv - config.groups).indices.tolist()) for s in scores]
     slice_groups(model, kept)
     after = total_parameters(model)

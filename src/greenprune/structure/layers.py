@@ -27,9 +27,9 @@ from greenprune.errors import GreenpruneError
 from greenprune.measure.size import total_parameters
 from greenprune.models.families import family_of
 from greenprune.structure.calibration import Batch, as_batches
+from greenprune.structure.criteria import LAYER_IMPORTANCES, LayerImportance, register_layer_importance
 
 Metric = Literal["kl", "bi"]
-METRICS = ("kl", "bi")
 
 
 class LayerPruningError(GreenpruneError, ValueError):
@@ -83,13 +83,8 @@ def _decoder_layers(model: nn.Module) -> nn.ModuleList:
 def _set_layers(model: nn.Module, layers: Sequence[nn.Module]) -> None:
     """Install `layers` as the decoder stack and make config and per-layer indices agree with it."""
     fam = family_of(model)
-    backbone = fam.backbone(model)
-    parent_path, _, attr = fam.layers_path.rpartition(".")
-    parent = backbone
-    for part in filter(None, parent_path.split(".")):
-        parent = getattr(parent, part)
-    setattr(parent, attr, nn.ModuleList(layers))
-    model.config.num_hidden_layers = len(layers)
+    fam.set_layers(model, nn.ModuleList(layers))
+    fam.set_num_layers(model.config, len(layers))
     for new_idx, layer in enumerate(layers):
         for module in layer.modules():
             if hasattr(module, "layer_idx"):
@@ -101,8 +96,9 @@ def _temporarily(model: nn.Module, keep: Sequence[int]) -> Iterator[None]:
     """Run the model with only the layers at positions `keep` (config and layer_types follow), then restore."""
     layers = list(_decoder_layers(model))
     config = model.config
+    fam = family_of(model)
     saved_types = list(config.layer_types) if isinstance(getattr(config, "layer_types", None), list) else None
-    saved_n = config.num_hidden_layers
+    saved_n = fam.num_layers(config)
     saved_idx = [[(m, m.layer_idx) for m in layer.modules() if hasattr(m, "layer_idx")] for layer in layers]
     try:
         if saved_types is not None:
@@ -111,7 +107,7 @@ def _temporarily(model: nn.Module, keep: Sequence[int]) -> Iterator[None]:
         yield
     finally:
         _set_layers(model, layers)
-        config.num_hidden_layers = saved_n
+        fam.set_num_layers(config, saved_n)
         if saved_types is not None:
             config.layer_types = saved_types
         for pairs in saved_idx:
@@ -130,63 +126,97 @@ def _token_mask(batch: Batch) -> torch.Tensor:
     return (torch.ones_like(ids) if mask is None else mask).bool()
 
 
-@torch.no_grad()
+@register_layer_importance
+class KLImportance(LayerImportance):
+    """Mean KL(full || without layer i) per token: exact about the output, one forward per candidate layer."""
+
+    name = "kl"
+
+    @torch.no_grad()
+    def layer_scores(self, model: nn.Module, batches: Sequence[Batch],
+                     candidates: Sequence[int] | None = None) -> dict[int, float]:
+        layers = _decoder_layers(model)
+        n = len(layers)
+        candidates = list(range(n)) if candidates is None else list(candidates)
+        full_logp = [F.log_softmax(model(**_inputs(b, model), use_cache=False).logits.float(), dim=-1)
+                     for b in batches]
+        scores: dict[int, float] = {}
+        for i in progress(candidates, desc="KL per layer"):
+            total, count = 0.0, 0
+            with _temporarily(model, [j for j in range(n) if j != i]):
+                for batch, ref in zip(batches, full_logp, strict=True):
+                    logp = F.log_softmax(model(**_inputs(batch, model), use_cache=False).logits.float(), dim=-1)
+                    kl = (ref.exp() * (ref - logp)).sum(-1)  # [batch, seq]
+                    mask = _token_mask(batch).to(kl.device)
+                    total += float(kl[mask].sum())
+                    count += int(mask.sum())
+            scores[i] = total / max(count, 1)
+        return scores
+
+
+@register_layer_importance
+class BlockInfluenceImportance(LayerImportance):
+    """Block influence 1 − cos(input, output) per layer, averaged over calibration tokens; one forward."""
+
+    name = "bi"
+
+    @torch.no_grad()
+    def layer_scores(self, model: nn.Module, batches: Sequence[Batch],
+                     candidates: Sequence[int] | None = None) -> dict[int, float]:
+        layers = _decoder_layers(model)
+        sums = [0.0] * len(layers)
+        count = 0
+        current_mask: list[torch.Tensor] = []
+
+        def hook(idx: int):
+            def fn(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+                h_in = args[0] if args else kwargs["hidden_states"]
+                h_out = output[0] if isinstance(output, tuple) else output
+                cos = F.cosine_similarity(h_in.float(), h_out.float(), dim=-1)
+                sums[idx] += float((1.0 - cos)[current_mask[0].to(cos.device)].sum())
+
+            return fn
+
+        handles = [layer.register_forward_hook(hook(i), with_kwargs=True) for i, layer in enumerate(layers)]
+        try:
+            for batch in batches:
+                current_mask[:] = [_token_mask(batch)]
+                model(**_inputs(batch, model), use_cache=False)
+                count += int(current_mask[0].sum())
+        finally:
+            for h in handles:
+                h.remove()
+        candidates = range(len(layers)) if candidates is None else candidates
+        return {i: sums[i] / max(count, 1) for i in candidates}
+
+
+METRICS = tuple(LAYER_IMPORTANCES)  # the built-in layer criteria; validation reads the live registry
+
+
+def layer_importance(metric: str | LayerImportance) -> LayerImportance:
+    """The registered layer criterion called `metric` (an instance passes through)."""
+    if isinstance(metric, LayerImportance):
+        return metric
+    cls = LAYER_IMPORTANCES.get(metric)  # type: ignore[arg-type]
+    if cls is None:
+        raise LayerPruningError(f"unknown layer metric {metric!r}; expected one of: {', '.join(LAYER_IMPORTANCES)}")
+    return cls()
+
+
 def kl_scores(model: nn.Module, batches: Sequence[Batch], candidates: Sequence[int] | None = None) -> dict[int, float]:
     """Mean KL(full || without layer i) per token, for each current layer position i."""
-    layers = _decoder_layers(model)
-    n = len(layers)
-    candidates = list(range(n)) if candidates is None else list(candidates)
-    full_logp = [F.log_softmax(model(**_inputs(b, model), use_cache=False).logits.float(), dim=-1) for b in batches]
-    scores: dict[int, float] = {}
-    for i in progress(candidates, desc="KL per layer"):
-        total, count = 0.0, 0
-        with _temporarily(model, [j for j in range(n) if j != i]):
-            for batch, ref in zip(batches, full_logp, strict=True):
-                logp = F.log_softmax(model(**_inputs(batch, model), use_cache=False).logits.float(), dim=-1)
-                kl = (ref.exp() * (ref - logp)).sum(-1)  # [batch, seq]
-                mask = _token_mask(batch).to(kl.device)
-                total += float(kl[mask].sum())
-                count += int(mask.sum())
-        scores[i] = total / max(count, 1)
-    return scores
+    return KLImportance().layer_scores(model, batches, candidates)
 
 
-@torch.no_grad()
 def bi_scores(model: nn.Module, batches: Sequence[Batch], candidates: Sequence[int] | None = None) -> dict[int, float]:
     """Block influence 1 − cos(input, output) per layer, averaged over calibration tokens."""
-    layers = _decoder_layers(model)
-    sums = [0.0] * len(layers)
-    count = 0
-    current_mask: list[torch.Tensor] = []
-
-    def hook(idx: int):
-        def fn(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-            h_in = args[0] if args else kwargs["hidden_states"]
-            h_out = output[0] if isinstance(output, tuple) else output
-            cos = F.cosine_similarity(h_in.float(), h_out.float(), dim=-1)
-            sums[idx] += float((1.0 - cos)[current_mask[0].to(cos.device)].sum())
-
-        return fn
-
-    handles = [layer.register_forward_hook(hook(i), with_kwargs=True) for i, layer in enumerate(layers)]
-    try:
-        for batch in batches:
-            current_mask[:] = [_token_mask(batch)]
-            model(**_inputs(batch, model), use_cache=False)
-            count += int(current_mask[0].sum())
-    finally:
-        for h in handles:
-            h.remove()
-    candidates = range(len(layers)) if candidates is None else candidates
-    return {i: sums[i] / max(count, 1) for i in candidates}
+    return BlockInfluenceImportance().layer_scores(model, batches, candidates)
 
 
-def layer_scores(model: nn.Module, batches: Iterable[Batch], metric: Metric = "kl") -> dict[int, float]:
+def layer_scores(model: nn.Module, batches: Iterable[Batch], metric: str | LayerImportance = "kl") -> dict[int, float]:
     """Importance of every current decoder layer (lower = safer to remove)."""
-    if metric not in METRICS:
-        raise LayerPruningError(f"unknown layer metric {metric!r}; expected one of: {', '.join(METRICS)}")
-    batches = as_batches(batches)
-    return kl_scores(model, batches) if metric == "kl" else bi_scores(model, batches)
+    importance = layer_importance(metric)
+    return importance.layer_scores(model, as_batches(batches))
 
 
 def remove_layers(model: nn.Module, indices: Iterable[int]) -> nn.Module:
@@ -213,8 +243,7 @@ def prune_layers(
 ) -> LayerPruningResult:
     """Greedily remove `config.n` decoder layers (in place), re-scoring after each removal."""
     config = config or LayerPruningConfig()
-    if config.metric not in METRICS:
-        raise LayerPruningError(f"unknown layer metric {config.metric!r}; expected one of: {', '.join(METRICS)}")
+    importance = layer_importance(config.metric)
     n_layers = len(_decoder_layers(model))
     removable = n_layers - len({i for i in config.protect if 0 <= i < n_layers})
     if config.n < 0 or config.n > removable or config.n >= n_layers:
@@ -233,7 +262,7 @@ def prune_layers(
     ranking: list[int] | None = None
     for _ in progress(range(config.n), desc=f"greedy layer removal ({config.metric})"):
         if ranking is None or config.rescore:
-            scores = layer_scores(model, batches, config.metric)
+            scores = importance.layer_scores(model, batches)
             result.rounds.append({original[pos]: s for pos, s in scores.items()})
             ranking = sorted(
                 (original[pos] for pos in scores if original[pos] not in config.protect),
@@ -251,11 +280,14 @@ def prune_layers(
 
 __all__ = [
     "METRICS",
+    "BlockInfluenceImportance",
+    "KLImportance",
     "LayerPruningConfig",
     "LayerPruningError",
     "LayerPruningResult",
     "bi_scores",
     "kl_scores",
+    "layer_importance",
     "layer_scores",
     "prune_layers",
     "remove_layers",

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from greenprune.models.hub import register_task_head
 from greenprune.tasks.base import (
     Example,
     FinetuneResult,
@@ -27,6 +28,9 @@ from greenprune.tasks.summarize import SummarizeTask
 TASKS: dict[str, Task] = {
     t.name: t for t in (DefectTask(), CloneTask(), SummarizeTask(), GenerateTask(), PerplexityTask())
 }
+for _task in TASKS.values():  # `load_model(task=name)` reads the head from here: each task declares it once
+    register_task_head(_task.name, _task.head)
+del _task
 
 
 def get_task(name: str) -> Task:

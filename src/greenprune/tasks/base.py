@@ -130,7 +130,7 @@ class Task:
     """A task: its head, metrics, data and loops. Subclasses fill in the data and scoring parts."""
 
     name: str = ""
-    head: str = ""  # "classification" | "causal-lm" (matches greenprune.models.TASK_HEADS)
+    head: str = ""  # "classification" | "causal-lm": the one declaration (registered into models.TASK_HEADS)
     metrics: tuple[str, ...] = ()
     primary_metric: str = ""
     higher_is_better: bool = True

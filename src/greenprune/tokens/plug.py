@@ -142,7 +142,7 @@ def attach(model: Any, config: AlpineConfig | None = None, *, tokenizer: Any = N
     special_ids, protect_last = _special_ids(model, tokenizer, config)
     handle = AlpineHandle(model, family, config, special_ids, protect_last)
     backbone = family.backbone(model)
-    encoder = backbone.get_submodule(family.layers_path.rsplit(".", 1)[0])
+    encoder = family.layers_parent(model)
     layers = family.layers(model)
 
     try:

@@ -2,12 +2,13 @@
 
 Scores come from an importance criterion (`importance`: random, L1, Wanda, ...); this module only groups and
 selects. A group is the unit removed together (one weight for unstructured pruning, one output row / neuron for
-`rows`, one attention head's Q/K/V rows and output-projection columns for `heads`); its score is the mean of its
-weights' scores and its size is its weight count. Selection sorts groups by score within a comparison pool — all
-targets (`global`), each tensor (`per-tensor`), or each output row (`per-row`, unstructured only, Wanda's choice) —
-and removes the cheapest prefix whose total size is closest to `sparsity × pool weights`, so the sparsity is a
-fraction of *weights* for every granularity, and exact for unstructured pruning. The `N:M` pattern instead zeroes
-exactly N of every M consecutive weights along the input dimension of each row (the lowest-scoring N).
+`rows`, one attention head's Q/K/V rows and output-projection columns for `heads`: one `GROUPINGS` entry each); its
+score is the mean of its weights' scores and its size is its weight count. Selection sorts groups by score within
+a comparison pool — all targets (`global`), each tensor (`per-tensor`), or each output row (`per-row`,
+unstructured only, Wanda's choice) — and removes the cheapest prefix whose total size is closest to
+`sparsity × pool weights`, so the sparsity is a fraction of *weights* for every granularity, and exact for
+unstructured pruning. The `N:M` pattern instead zeroes exactly N of every M consecutive weights along the input
+dimension of each row (the lowest-scoring N).
 Already-pruned weights score −∞, which keeps masks monotone across rounds (a pruned weight never comes back).
 """
 
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from greenprune.errors import GreenpruneError
+from greenprune.models.families import family_of, pruned_stack
 from greenprune.weights.importance import IMPORTANCES, Importance, importance_for
 from greenprune.weights.masks import effective_weight, get_mask, set_mask
 from greenprune.weights.targets import transformer_layers
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
 
 METHODS = tuple(IMPORTANCES)  # the built-in criteria (random, l1, wanda); validation reads the live registry
 SCOPES = ("global", "per-tensor", "per-row")
-GRANULARITIES = ("unstructured", "rows", "heads")
 UNSTRUCTURED = "unstructured"
 
 
@@ -117,16 +118,6 @@ def _rows(name: str, module: nn.Module, importance: Importance, stats: Stats | N
     return GroupSet(name, scores, sizes, apply)
 
 
-def _head_geometry(model: nn.Module) -> tuple[int, int, int]:
-    config = getattr(model, "config", None)
-    if getattr(config, "model_type", None) == "encoder-decoder":
-        config = model.encoder.config  # type: ignore[attr-defined]
-    heads = int(config.num_attention_heads)
-    kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
-    head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
-    return heads, kv_heads, head_dim
-
-
 def _heads(model: nn.Module, targets: dict[str, nn.Module], importance: Importance,
            stats: Stats | None) -> list[GroupSet]:
     """One group per attention head: its rows of Q (and of K/V when every head has its own) and columns of O.
@@ -134,7 +125,9 @@ def _heads(model: nn.Module, targets: dict[str, nn.Module], importance: Importan
     With grouped-query attention K/V heads are shared by several query heads, so only Q rows and O columns go.
     A head's score is the mean of its weights' scores.
     """
-    heads, kv_heads, head_dim = _head_geometry(model)
+    stack = pruned_stack(model)
+    geometry = family_of(stack).head_geometry(stack.config)
+    heads, kv_heads, head_dim = geometry.heads, geometry.kv_heads, geometry.head_dim
     sets = []
     for span in transformer_layers(model):
         fam = span.family
@@ -189,12 +182,30 @@ def group_sets(
     `stats`: qualified module name → calibration input statistics, for criteria that need them (Wanda).
     """
     importance = importance_for(method, seed) if isinstance(method, str) else method
-    if granularity not in GRANULARITIES:
+    if granularity not in GROUPINGS:
         raise CriterionError(f"unknown granularity {granularity!r}; expected one of: {', '.join(GRANULARITIES)}")
-    if granularity == "heads":
-        return _heads(model, targets, importance, stats)
-    build = _unstructured if granularity == "unstructured" else _rows
-    return [build(name, module, importance, stats) for name, module in targets.items()]
+    return GROUPINGS[granularity](model, targets, importance, stats)
+
+
+Grouping = Callable[[nn.Module, dict[str, nn.Module], Importance, "Stats | None"], list[GroupSet]]
+
+
+def _per_tensor(build: Callable[[str, nn.Module, Importance, Stats | None], GroupSet]) -> Grouping:
+    """A grouping that forms each target's groups on its own (unstructured, rows)."""
+    def group(model: nn.Module, targets: dict[str, nn.Module], importance: Importance,
+              stats: Stats | None) -> list[GroupSet]:
+        return [build(name, module, importance, stats) for name, module in targets.items()]
+
+    return group
+
+
+# granularity → what is pruned together; every grouping scores through the same `Importance`
+GROUPINGS: dict[str, Grouping] = {
+    "unstructured": _per_tensor(_unstructured),
+    "rows": _per_tensor(_rows),
+    "heads": _heads,
+}
+GRANULARITIES = tuple(GROUPINGS)
 
 
 def _count_to_prune(sizes: torch.Tensor | None, order: torch.Tensor, target: int) -> int:

@@ -13,29 +13,13 @@ import torch
 from torch import nn
 
 from greenprune.errors import GreenpruneError
+from greenprune.structure.ffn import prune_linear
 from greenprune.weights.masks import make_permanent
 from greenprune.weights.targets import transformer_layers
 
 
 class ShrinkError(GreenpruneError, ValueError):
     """The model's FFN is not a bias-free gated FFN, so dead neurons cannot be removed exactly."""
-
-
-def _get(root: nn.Module, path: str) -> nn.Module:
-    for part in path.split("."):
-        root = getattr(root, part)
-    return root
-
-
-def _slice_linear(layer: nn.Linear, keep: torch.Tensor, dim: int) -> nn.Linear:
-    weight = layer.weight.detach().index_select(dim, keep)
-    new = nn.Linear(weight.shape[1], weight.shape[0], bias=layer.bias is not None,
-                    device=weight.device, dtype=weight.dtype)
-    with torch.no_grad():
-        new.weight.copy_(weight)
-        if layer.bias is not None:
-            new.bias.copy_(layer.bias.detach() if dim == 1 else layer.bias.detach().index_select(0, keep))
-    return new
 
 
 @torch.no_grad()
@@ -45,21 +29,18 @@ def shrink_gated_ffn(model: nn.Module) -> dict[str, int]:
     widths: dict[str, int] = {}
     for span in transformer_layers(model):
         fam = span.family
-        if len(fam.ffn_in) != 2:
+        if not fam.gated:
             raise ShrinkError(f"family {fam.name}: FFN is not gated; dead neurons leave act(bias) behind")
-        layer = _get(model, span.prefix)
-        ins = [_get(layer, p) for p in fam.ffn_in]
-        out = _get(layer, fam.ffn_out)
+        layer = model.get_submodule(span.prefix)
+        ins = [layer.get_submodule(p) for p in fam.ffn_in]
         if any(m.bias is not None for m in ins):
             raise ShrinkError(f"{span.prefix}: gated FFN with biases; removing neurons would change outputs")
         alive = torch.ones(ins[0].out_features, dtype=torch.bool, device=ins[0].weight.device)
         for m in ins:
             alive &= (m.weight != 0).any(dim=1)
         keep = alive.nonzero().flatten()
-        parent_in = [p.rsplit(".", 1) for p in fam.ffn_in]
-        for (parent, attr), m in zip(parent_in, ins, strict=True):
-            setattr(_get(layer, parent), attr, _slice_linear(m, keep, 0))
-        parent, attr = fam.ffn_out.rsplit(".", 1)
-        setattr(_get(layer, parent), attr, _slice_linear(out, keep, 1))
+        for name in fam.ffn_in:
+            prune_linear(layer, name, keep, 0)
+        prune_linear(layer, fam.ffn_out, keep, 1)
         widths[span.prefix] = int(keep.numel())
     return widths

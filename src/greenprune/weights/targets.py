@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from greenprune.errors import GreenpruneError
-from greenprune.models.families import Family, family_of
+from greenprune.models.families import Family, family_of, pruned_stack
 from greenprune.weights.masks import is_masked
 
 
@@ -40,14 +40,9 @@ def _qualified_name(model: nn.Module, target: nn.Module) -> str:
 
 def transformer_layers(model: nn.Module) -> list[LayerSpan]:
     """Every transformer layer weight pruning targets by default (encoder side of an encoder-decoder model)."""
-    config = getattr(model, "config", None)
-    if getattr(config, "model_type", None) == "encoder-decoder":
-        encoder = model.encoder  # type: ignore[attr-defined]
-        fam = family_of(encoder)
-        layers = fam.layers(encoder)
-    else:
-        fam = family_of(model)
-        layers = fam.layers(model)
+    stack = pruned_stack(model)
+    fam = family_of(stack)
+    layers = fam.layers(stack)
     prefix = _qualified_name(model, layers)
     return [LayerSpan(f"{prefix}.{i}", fam) for i in range(len(layers))]
 
