@@ -33,11 +33,11 @@ def _config_for(alias: str):
 def _count_params(config) -> int:
     from transformers import AutoModel
 
-    from greenprune.measure.size import total_parameters
-
     with torch.device("meta"):
         model = AutoModel.from_config(config)
-    return total_parameters(model)
+    # a float model just built: parameters() yields tied weights once, which is all measure's counter adds here
+    # (models sit below measure, so they do not import it)
+    return sum(p.numel() for p in model.parameters())
 
 
 def list_models() -> list[ModelInfo]:

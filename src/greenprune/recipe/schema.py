@@ -104,7 +104,7 @@ class StepSpec(BaseModel):
     `step.alpine` reads the options of an ALPINE step (None for a step of another kind), as the file spells it.
     """
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     kind: str
     options: Any
