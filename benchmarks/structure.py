@@ -55,7 +55,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--he-nll", type=int, default=40, help="HumanEval problems scored by canonical-solution NLL")
     ap.add_argument("--gen-problems", type=int, default=164, help="HumanEval problems generated for pass@1")
     ap.add_argument("--gen-rows", default="all", help="rows that get generated pass@1 (comma list, 'all' or 'none')")
-    ap.add_argument("--gen-batch", type=int, default=16, help="prompts decoded together (finished ones leave)")
+    ap.add_argument("--gen-batch", type=int, default=32,
+                    help="places in the continuously refilled decoding batch (finished rows leave, new prompts join)")
     ap.add_argument("--max-new-tokens", type=int, default=384)
     ap.add_argument("--calib-batches", type=int, default=2)
     ap.add_argument("--calib-seq-len", type=int, default=128)
@@ -442,13 +443,12 @@ def plan_rows(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     reading = ["baseline", "vocab", "kl2", "kl4", "kl6", "bi2", "bi4", "bi6", "ffn10", "ffn20", "ffn30", "ffn40",
                "tp-ffn20", *combos]
     recover_rows = plan if args.recover_rows == "all" else [r for r in args.recover_rows.split(",") if r]
-    order: list[str] = []
-    for r in plan:
-        order.append(r)
-        if r in recover_rows and r != "baseline":
-            order.append(f"{r}+lora")
-    if "baseline" in recover_rows:
-        order.append("baseline+lora")  # the control comes last: it prunes nothing
+    # every one-shot row first (a recovered row costs a LoRA run on top), then the combinations' recovery with the
+    # control (what the aim is judged on), then the other rows' recovery
+    order = list(plan)
+    lora_first = [*combos, "baseline"]
+    order += [f"{r}+lora" for r in lora_first if r in recover_rows]
+    order += [f"{r}+lora" for r in plan if r in recover_rows and r not in lora_first]
     table_order: list[str] = []
     for r in reading:
         table_order.append(r)

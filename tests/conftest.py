@@ -25,3 +25,11 @@ def smollm2():
     from greenprune.models import load_model
 
     return load_model("smollm2-135m", task="causal-lm")
+
+
+@pytest.fixture(scope="session")
+def qwen():
+    """Qwen2.5-Coder-0.5B-Instruct (tied, from the bundled GGUF) as a causal LM. Read-only; deep-copy before mutating."""
+    from greenprune.models import load_model
+
+    return load_model("qwen2.5-coder-0.5b", task="causal-lm")

@@ -1,10 +1,10 @@
-"""Small helpers shared across greenprune: cache folder, seeding, atomic writes, progress bars, quiet logging."""
+"""Small helpers shared across greenprune: cache folder, text/JSONL reading, atomic writes, progress bars, quiet
+logging."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import random
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,16 +19,6 @@ def cache_dir(*parts: str) -> Path:
     path = root.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch so a run is repeatable for a seed."""
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
 
 
 def _opener(path: Path) -> Any:
@@ -173,6 +163,15 @@ def progress(iterable: Iterable[T], desc: str, total: int | None = None, disable
     if disable is None:
         disable = bool(os.environ.get("GREENPRUNE_NO_PROGRESS"))
     return tqdm(iterable, desc=desc, total=total, disable=disable, leave=False, dynamic_ncols=True)
+
+
+def progress_bar(desc: str, total: int, disable: bool | None = None) -> Any:
+    """A tqdm bar updated by hand (`bar.update(n)`, a context manager); silent like `progress`."""
+    from tqdm.auto import tqdm
+
+    if disable is None:
+        disable = bool(os.environ.get("GREENPRUNE_NO_PROGRESS"))
+    return tqdm(desc=desc, total=total, disable=disable, leave=False, dynamic_ncols=True)
 
 
 def quiet_libraries() -> None:

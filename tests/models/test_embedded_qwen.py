@@ -186,14 +186,7 @@ def test_qwen_dir_rebuilds_a_folder_without_its_completion_record(monkeypatch, t
     assert not [p for p in (tmp_path / "models").iterdir() if p.name.startswith(".")]
 
 
-# ---- the real model (built once into the cache on first use: about a minute) -----------------------------------
-
-@pytest.fixture(scope="module")
-def qwen():
-    from greenprune.models import load_model
-
-    return load_model(QWEN_ALIAS, task="causal-lm")
-
+# ---- the real model (built once into the cache on first use: about a minute; `qwen` fixture in conftest) --------
 
 def test_qwen_loads_tied_with_the_release_parameter_count(qwen):
     model, _ = qwen

@@ -49,7 +49,9 @@ def test_recover_lowers_loss_and_merges_to_plain_model(tmp_path) -> None:
     model = lm.model
     pairs = [Pair(f"def add_{i}(x):\n", f"    return x + {i}\n") for i in range(8)]
     names_before = set(dict(model.named_parameters()))
-    config = RecoveryConfig(steps=40, lr=2e-2, batch_size=4, r=8, warmup=2, dropout=0.0)
+    # full lr from the second step on: transformers' warm-up ramps from 0, so one warm-up step (the hand-written
+    # schedule this test was written for ramped from lr/warmup and said warmup=2 for the same ramp end)
+    config = RecoveryConfig(steps=40, lr=2e-2, batch_size=4, r=8, warmup=1, dropout=0.0)
     result = recover(model, lm.tokenizer, pairs, config)
     merged = result.model
     assert type(merged).__name__ == "LlamaForCausalLM"

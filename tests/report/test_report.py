@@ -132,3 +132,17 @@ def test_screenshot_shows_the_plots(toy_run, tmp_path):
                    capture_output=True, timeout=180)
     colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 200
+
+
+def test_quality_cell_gives_pass_rates_with_their_wilson_interval():
+    from greenprune.measure.records import ResultRecord
+    from greenprune.report.collect import Row
+    from greenprune.report.html import _fmt_metric
+    from greenprune.tasks.metrics import wilson_interval
+
+    record = ResultRecord(model="m", metrics={"perplexity": 7.5, "generate.pass@1": 13 / 24, "generate.problems": 24})
+    row = Row(run="r", unit="u", pipeline="p", point={}, label="baseline", model="m", task="perplexity",
+              record=record, baseline=record)
+    low, high = wilson_interval(13, 24)
+    assert _fmt_metric(row) == f"perplexity=7.5; generate.pass@1=0.5417 (13/24) [{low:.2f}, {high:.2f}]"
+    assert (low, high) == pytest.approx((0.351, 0.721), abs=1e-3)  # the interval a 24-problem subset really has

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from greenprune.tasks import get_task
 from greenprune.tasks.generation import CODE_STOPS, generate_texts
@@ -31,6 +32,54 @@ def test_dropping_finished_rows_matches_generate_on_mixed_lengths(tiny_llama):
     assert len({len(t) for t in ours}) > 1  # the rows really did finish at different lengths
 
 
+def test_continuous_batching_refills_and_still_writes_what_generate_writes(smollm2, monkeypatch):
+    """Nine prompts through four places on a real model (a random one ignores positions): rows finish at different
+    steps, new prompts join a running batch (its cache right-aligned, columns nobody needs dropped), and every
+    reply is `generate`'s for that prompt alone."""
+    from greenprune.tasks import generation
+
+    model, tokenizer = smollm2.model, smollm2.tokenizer
+    prompts = ["def add(a, b):\n", "x = 1\ny =", "import os\nclass A:\n    def g(self, y):\n        return",
+               "# sort a list\ndef sort_list(xs):", "for i in range(3):", "while True:\n    pass\n" * 3,
+               "def is_even(n):\n    \"\"\"True when n is even.\"\"\"\n", "return [x for x in y if x]", "z = 7"]
+    stops = ("\n\n", "(")
+    merges: list[tuple[int, int]] = []
+    real_merge = generation._merged_cache
+
+    def spy(model, old, old_mask, fresh, fresh_mask, reserve):
+        merged, mask = real_merge(model, old, old_mask, fresh, fresh_mask, reserve)
+        merges.append((0 if old_mask is None else old_mask.shape[0], fresh_mask.shape[0]))
+        return merged, mask
+
+    monkeypatch.setattr(generation, "_merged_cache", spy)
+    ours = generate_texts(model, tokenizer, prompts, max_new_tokens=20, stops=stops, batch_size=4)
+    alone = [generate_texts(model, tokenizer, [p], max_new_tokens=20, stops=stops, batch_size=1,
+                            drop_finished=False)[0] for p in prompts]
+    assert ours == alone
+    assert any(running > 0 for running, _ in merges)  # prompts joined a batch that was already decoding
+    assert sum(fresh for _, fresh in merges) <= len(prompts) and len({len(t) for t in ours}) > 1
+
+
+def test_merged_cache_right_aligns_rows_and_zeroes_what_they_never_filled(tiny_llama):
+    from greenprune.tasks.generation import _merged_cache, preallocated_cache
+
+    model, _ = tiny_llama
+    old, fresh = preallocated_cache(model, 5), preallocated_cache(model, 3)
+    for cache, rows, width, value in ((old, 2, 5, 1.0), (fresh, 1, 3, 2.0)):
+        for layer in cache.layers:
+            heads, dim = model.config.num_key_value_heads, model.config.hidden_size // model.config.num_attention_heads
+            kv = torch.full((rows, heads, width, dim), value)
+            layer.update(kv, kv * 10)
+    old_mask = torch.tensor([[0, 0, 1, 1, 1], [0, 0, 0, 1, 1]])  # two leading columns nobody attends to
+    fresh_mask = torch.tensor([[1, 1, 1]])
+    merged, mask = _merged_cache(model, old, old_mask, fresh, fresh_mask, reserve=4)
+    assert mask.tolist() == [[1, 1, 1], [0, 1, 1], [1, 1, 1]]  # width 3 = max(5 - 2, 3)
+    layer = merged.layers[0]
+    assert layer.get_seq_length() == 3 and layer.capacity == 3 + 4
+    assert layer.keys[:2].eq(1.0).all() and layer.keys[2].eq(2.0).all() and layer.values[2].eq(20.0).all()
+    assert layer._k[:, :, 3:].eq(0).all()  # reserved room starts clean
+
+
 def test_order_is_kept_when_prompts_are_batched_by_length(tiny_llama):
     model, tokenizer = tiny_llama
     prompts = ["def long_function_name(a, b, c):\n    return", "x", "def g():\n"]
@@ -48,6 +97,20 @@ def test_real_model_humaneval_completions_match_generate(smollm2):
     ours = generate_texts(model, tokenizer, prompts, max_new_tokens=32, batch_size=3)
     ref = generate_texts(model, tokenizer, prompts, max_new_tokens=32, batch_size=3, drop_finished=False)
     assert ours == ref and any(t.strip() for t in ours)
+
+
+def test_qwen_humaneval_chat_replies_match_generate(qwen):
+    """The model the benchmarks run: our loop (preallocated cache, finished rows leave) writes what `generate` writes,
+    on HumanEval chat prompts of different lengths whose replies end at different steps."""
+    from greenprune.tasks.generate import CHAT_STOPS, chat_prompt
+
+    problems = get_task("generate").embedded().test
+    prompts = [chat_prompt(qwen.tokenizer, problems[i]) for i in (0, 2, 7)]
+    ours = generate_texts(qwen.model, qwen.tokenizer, prompts, max_new_tokens=48, stops=CHAT_STOPS, batch_size=3)
+    ref = generate_texts(qwen.model, qwen.tokenizer, prompts, max_new_tokens=48, stops=CHAT_STOPS, batch_size=3,
+                         drop_finished=False)
+    assert ours == ref
+    assert all("def " in t for t in ours)  # real replies: the model writes the function
 
 
 @pytest.mark.parametrize(("task_name", "kwargs"), [

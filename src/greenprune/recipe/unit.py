@@ -11,7 +11,9 @@ import os
 import time
 from pathlib import Path
 
-from greenprune._utils import atomic_write_text, seed_everything
+from transformers import set_seed
+
+from greenprune._utils import atomic_write_text
 from greenprune.checkpoint import write_checkpoint
 from greenprune.measure.energy import emissions_log
 from greenprune.measure.records import Comparison, ResultRecord, save_json
@@ -62,7 +64,7 @@ def run_unit(run_dir: str | os.PathLike[str], unit: Unit, command: str = "", *, 
     if len(done) == len(steps) and (unit_dir / "DONE").is_file():
         return unit_dir
 
-    seed_everything(unit.seed)
+    set_seed(unit.seed)
     state = _load_state(unit)
     width = max(2, len(str(len(steps) - 1)))
     with emissions_log(unit_dir, country=unit.country, project_name=unit.id, enabled=unit.track_energy):
@@ -77,7 +79,7 @@ def run_unit(run_dir: str | os.PathLike[str], unit: Unit, command: str = "", *, 
                 continue
             if kind.modifies:
                 snapshot_baseline(state)
-            seed_everything(unit.seed + i)
+            set_seed(unit.seed + i)
             start = time.perf_counter()
             with write_checkpoint(ctx.out_dir, "recipe-step", option="step folder") as tmp:
                 ctx.out_dir = tmp

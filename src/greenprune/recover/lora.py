@@ -12,9 +12,8 @@ plus docstring, completion = body — the same shape as HumanEval. User data: JS
 from __future__ import annotations
 
 import csv
-import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from greenprune._utils import progress, read_jsonl, read_text_lines, seed_everything
+from greenprune._utils import read_jsonl, read_text_lines
 from greenprune.errors import GreenpruneError
 from greenprune.models.families import family_of
+from greenprune.training import IGNORE_INDEX, LoopConfig, check_seed, pad_batch, train
 
 
 class RecoveryError(GreenpruneError, ValueError):
@@ -41,7 +41,9 @@ class Pair:
 class RecoveryConfig:
     """LoRA hyper-parameters and a step budget (CPU-sized defaults).
 
-    `target_modules=None` adapts every attention and FFN projection the family table names.
+    `target_modules=None` adapts every attention and FFN projection the family table names. The learning rate
+    warms up linearly from 0 over `warmup` steps, then follows a cosine to 0 at `steps`
+    (transformers' `get_cosine_schedule_with_warmup`).
     """
 
     r: int = 16
@@ -133,8 +135,8 @@ def load_pairs(path: str | Path, limit: int | None = None) -> list[Pair]:
     return pairs[:limit] if limit else pairs
 
 
-def _encode(tokenizer: Any, pairs: Sequence[Pair], max_len: int) -> list[tuple[list[int], int]]:
-    """Token ids of prompt+completion+EOS and where the completion starts (prompt tokens get no loss)."""
+def _encode(tokenizer: Any, pairs: Sequence[Pair], max_len: int) -> list[tuple[list[int], list[int]]]:
+    """Token ids of prompt+completion+EOS and their labels: prompt tokens get no loss (`IGNORE_INDEX`)."""
     out = []
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     for pair in pairs:
@@ -142,21 +144,19 @@ def _encode(tokenizer: Any, pairs: Sequence[Pair], max_len: int) -> list[tuple[l
         c = tokenizer.encode(pair.completion, add_special_tokens=False) + eos
         ids = (p + c)[:max_len]
         if len(p) < len(ids):  # at least one completion token survives truncation
-            out.append((ids, len(p)))
+            out.append((ids, [IGNORE_INDEX] * len(p) + ids[len(p) :]))
     return out
 
 
-def _collate(rows: Sequence[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(ids) for ids, _ in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    for i, (ids, start) in enumerate(rows):
-        t = torch.tensor(ids)
-        input_ids[i, : len(ids)] = t
-        attention[i, : len(ids)] = 1
-        labels[i, start : len(ids)] = t[start:]
-    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+def _sampled_batches(rows: Sequence[tuple[list[int], list[int]]], batch_size: int, pad_id: int, seed: int
+                     ) -> Iterator[dict[str, torch.Tensor]]:
+    """Endless batches drawn without replacement; a fresh permutation is appended once fewer than a batch remain."""
+    generator = torch.Generator().manual_seed(seed)
+    order: list[int] = []
+    while True:
+        if len(order) < batch_size:
+            order += torch.randperm(len(rows), generator=generator).tolist()
+        yield pad_batch([rows[order.pop()] for _ in range(min(batch_size, len(rows)))], pad_id)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -179,56 +179,38 @@ def recover(
 ) -> RecoveryResult:
     """Train LoRA adapters on `pairs`, merge them into the weights and return the plain model."""
     from peft import LoraConfig, get_peft_model
+    from transformers import set_seed
 
     config = config or RecoveryConfig()
     if config.steps < 1 or config.batch_size < 1 or config.r < 1:
         raise RecoveryError(
             f"steps, batch_size and r must be >= 1 (got {config.steps}, {config.batch_size}, {config.r})"
         )
+    if config.warmup < 0:
+        raise RecoveryError(f"warmup must be >= 0 (got {config.warmup})")
     rows = _encode(tokenizer, pairs, config.max_len)
     if not rows:
         raise RecoveryError("no usable recovery pairs (empty, or prompts longer than max_len)")
-    seed_everything(config.seed)
+    # linear warm-up then cosine decay: stable for short CPU budgets; built (and checked) before peft edits the model
+    loop = LoopConfig(steps=config.steps, lr=config.lr, weight_decay=0.0, max_grad_norm=1.0, schedule="cosine",
+                      warmup_steps=config.warmup, desc="LoRA recovery")
+    check_seed(config.seed)
+    set_seed(config.seed)  # before get_peft_model: the LoRA A matrices are drawn from the global RNG
     targets = list(config.target_modules) if config.target_modules else default_target_modules(model)
     lora = LoraConfig(
         r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=targets,
         bias="none", task_type="CAUSAL_LM",
     )
     peft_model = get_peft_model(model, lora)
-    trainable = [p for p in peft_model.parameters() if p.requires_grad]
-    n_trainable = sum(p.numel() for p in trainable)
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
-
-    def schedule(step: int) -> float:  # linear warm-up, cosine decay: stable for short CPU budgets
-        if step < config.warmup:
-            return (step + 1) / config.warmup
-        progress_frac = (step - config.warmup) / max(1, config.steps - config.warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress_frac)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    n_trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    generator = torch.Generator().manual_seed(config.seed)
-    order: list[int] = []
-    device = next(model.parameters()).device
-    losses: list[float] = []
-    peft_model.train()
-    for _ in progress(range(config.steps), desc="LoRA recovery"):
-        if len(order) < config.batch_size:
-            order += torch.randperm(len(rows), generator=generator).tolist()
-        batch_rows = [rows[order.pop()] for _ in range(min(config.batch_size, len(rows)))]
-        batch = {k: v.to(device) for k, v in _collate(batch_rows, pad_id).items()}
-        loss = peft_model(**batch, use_cache=False).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
+    batches = _sampled_batches(rows, config.batch_size, pad_id, config.seed)
+    run = train(peft_model, lambda: batches, loop, loss=lambda m, batch: m(**batch, use_cache=False).loss)
     merged = peft_model.merge_and_unload()
     merged.eval()
     for p in merged.parameters():
         p.requires_grad_(True)
-    return RecoveryResult(merged, losses, len(rows), config.steps, n_trainable, config, data=data_name)
+    return RecoveryResult(merged, run.losses, len(rows), run.steps, n_trainable, config, data=data_name)
 
 
 __all__ = [

@@ -32,11 +32,31 @@ def _fmt_ratio(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
+# rate metrics and the count of trials they are a share of (the same task prefix), for a Wilson interval
+RATE_COUNTS = {"pass@1": "problems", "accuracy": "examples"}
+
+
+def _rate_interval(row: Row, metric: str) -> str:
+    """" (k/n) [low, high]" for a pass rate or accuracy whose trial count the record holds, else ""."""
+    from greenprune.tasks.metrics import wilson_interval
+
+    prefix, _, name = metric.rpartition(".")
+    count_key = RATE_COUNTS.get(name)
+    n = row.quality.get(f"{prefix}.{count_key}" if prefix else str(count_key)) if count_key else None
+    if not n:
+        return ""
+    successes = round(row.quality[metric] * n)
+    low, high = wilson_interval(successes, int(n))
+    return f" ({successes}/{int(n)}) [{low:.2f}, {high:.2f}]"
+
+
 def _fmt_metric(row: Row) -> str:
+    """The headline metric, then any other task's pass@1; rates with their 95% Wilson interval."""
     metric = row.primary_metric()
     if metric is None:
         return "–"
-    return f"{metric}={row.quality[metric]:.4g}"
+    shown = [metric, *(k for k in sorted(row.quality) if k.endswith(".pass@1") and k != metric)]
+    return "; ".join(f"{k}={row.quality[k]:.4g}{_rate_interval(row, k)}" for k in shown)
 
 
 def table_rows(rows: list[Row]) -> list[list[str]]:

@@ -1,7 +1,8 @@
 """Fine-tune and evaluate loops shared by all tasks: classification and causal-LM flavours.
 
-One loop serves every task so seeds, warm-up, gradient clipping, evaluation cadence and best-checkpoint keeping
-behave the same everywhere; tasks only say how examples become tensors and how a model is scored.
+Every task fine-tunes through `greenprune.training.train` (the loop LoRA recovery and lottery rounds use too), so
+seeds, warm-up, gradient clipping, evaluation cadence and best-checkpoint keeping behave the same everywhere; tasks
+only say how examples become tensors and how a model is scored.
 """
 
 from __future__ import annotations
@@ -16,25 +17,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from greenprune._utils import progress, seed_everything
+from greenprune._utils import progress
 from greenprune.errors import require_positive
 from greenprune.tasks.base import Example, FinetuneResult, Splits, Task, TaskDataError, TrainConfig, limited
 from greenprune.tasks.metrics import classification_metrics, perplexity
-
-IGNORE_INDEX = -100
+from greenprune.training import IGNORE_INDEX, LoopConfig, check_seed, model_device, pad_batch, steps_for, train
 
 
 def _chunks(items: Sequence[Example], size: int) -> Iterator[list[Example]]:
     require_positive(batch_size=size)
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
-
-
-def model_device(model: nn.Module) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -134,15 +127,7 @@ class CausalLMTask(Task):
                 ids = (p_ids + t_ids)[:max_length]
                 labels = ([IGNORE_INDEX] * len(p_ids) + t_ids)[:max_length]
                 rows.append((ids, labels))
-            width = max(len(ids) for ids, _ in rows)
-            input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-            attention = torch.zeros((len(rows), width), dtype=torch.long)
-            labels_t = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-            for i, (ids, labels) in enumerate(rows):
-                input_ids[i, : len(ids)] = torch.tensor(ids)
-                attention[i, : len(ids)] = 1
-                labels_t[i, : len(labels)] = torch.tensor(labels)
-            yield {"input_ids": input_ids, "attention_mask": attention, "labels": labels_t}
+            yield pad_batch(rows, pad_id)
 
     @torch.no_grad()
     def token_nll(self, model: nn.Module, tokenizer: Any, examples: Sequence[Example], batch_size: int = 8,
@@ -175,12 +160,6 @@ class CausalLMTask(Task):
         return train_loop(self, model, tokenizer, splits, config or TrainConfig())
 
 
-def _better(task: Task, new: float, best: float | None) -> bool:
-    if best is None:
-        return True
-    return new > best if task.higher_is_better else new < best
-
-
 def shuffle_groups(examples: Sequence[Example]) -> list[list[int]]:
     """Indices of runs of consecutive examples that share a non-empty id; each run is shuffled as one unit.
 
@@ -199,95 +178,55 @@ def shuffle_groups(examples: Sequence[Example]) -> list[list[int]]:
 
 def train_loop(task: ClassificationTask | CausalLMTask, model: nn.Module, tokenizer: Any, splits: Splits,
                config: TrainConfig) -> FinetuneResult:
-    """AdamW with linear warm-up/decay, gradient clipping, periodic validation and best-checkpoint restore."""
-    from transformers import get_linear_schedule_with_warmup
-
+    """Fine-tune on the train split through the shared loop: AdamW with linear warm-up/decay, gradient clipping,
+    an evaluation every `eval_every` steps (default once per epoch) and the best validation checkpoint restored."""
     if not splits.train:
         raise TaskDataError(f"{task.name}: the train split is empty; nothing to fine-tune on")
     if config.epochs <= 0:
         raise TaskDataError(f"epochs must be positive, got {config.epochs}")
-    require_positive(batch_size=config.batch_size, grad_accum=config.grad_accum, max_length=config.max_length)
-    seed_everything(config.seed)
+    require_positive(batch_size=config.batch_size, grad_accum=config.grad_accum, max_length=config.max_length,
+                     max_steps=config.max_steps)
+    check_seed(config.seed)
     device = config.resolved_device()
     model.to(device)
     valid = limited(splits.valid, config.eval_limit) if splits.valid else []
-    batches_per_epoch = math.ceil(len(splits.train) / config.batch_size)
-    steps_per_epoch = max(1, batches_per_epoch // config.grad_accum)
-    total_steps = config.max_steps or max(1, math.ceil(steps_per_epoch * config.epochs))
-    eval_every = config.eval_every or steps_per_epoch
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-    )
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-    generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict[str, float]] = []
-    best_value: float | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    best_metrics: dict[str, float] = {}
-    best_step = 0
-    step, running, seen = 0, 0.0, 0
-    start = time.perf_counter()
-    bar = progress(range(total_steps), f"finetune {task.name}", total_steps)
-    bar_iter = iter(bar)
-
-    def validate() -> None:
-        nonlocal best_value, best_state, best_metrics, best_step
-        row: dict[str, float] = {"step": float(step), "train_loss": running / max(seen, 1),
-                                 "seconds": time.perf_counter() - start}
-        if valid:
-            metrics = task.validation_metrics(model, tokenizer, valid, config)
-            row.update(metrics)
-            value = metrics[task.primary_metric]
-            if _better(task, value, best_value):
-                best_value, best_metrics, best_step = value, metrics, step
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        history.append(row)
-        model.train()
-
-    model.train()
-    done = False
+    steps_per_epoch, total_steps = steps_for(math.ceil(len(splits.train) / config.batch_size), config.epochs,
+                                             config.grad_accum)
+    total_steps = config.max_steps or total_steps
     groups = shuffle_groups(splits.train)
-    while not done:
+    generator = torch.Generator().manual_seed(config.seed)
+
+    def epoch() -> Iterator[dict[str, torch.Tensor]]:
         order = torch.randperm(len(groups), generator=generator).tolist()
         shuffled = [splits.train[i] for g in order for i in groups[g]]
-        optimizer.zero_grad(set_to_none=True)
-        for i, batch in enumerate(task.train_batches(tokenizer, shuffled, config.batch_size, config.max_length)):
-            batch = to_device(batch, device)
-            loss = model(**batch).loss
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{task.name}: training loss became {float(loss)} at step {step}; lower lr")
-            (loss / config.grad_accum).backward()
-            running += float(loss.detach())
-            seen += 1
-            if (i + 1) % config.grad_accum:
-                continue
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            next(bar_iter, None)
-            if step % eval_every == 0 or step == total_steps:
-                validate()
-                running, seen = 0.0, 0
-            if step >= total_steps:
-                done = True
-                break
-    if hasattr(bar, "close"):
-        bar.close()
-    if history and history[-1]["step"] != step:
-        validate()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
+        return task.train_batches(tokenizer, shuffled, config.batch_size, config.max_length)
+
+    history: list[dict[str, float]] = []
+    metrics_at: dict[int, dict[str, float]] = {}
+    start = time.perf_counter()
+
+    def validate(model: nn.Module, step: int, train_loss: float) -> float | None:
+        row: dict[str, float] = {"step": float(step), "train_loss": train_loss, "seconds": time.perf_counter() - start}
+        history.append(row)
+        if not valid:
+            return None
+        metrics_at[step] = metrics = task.validation_metrics(model, tokenizer, valid, config)
+        row.update(metrics)
+        return metrics[task.primary_metric]
+
+    loop = LoopConfig(
+        steps=total_steps, lr=config.lr, weight_decay=config.weight_decay, decay_vectors=False,
+        max_grad_norm=config.max_grad_norm, grad_accum=config.grad_accum, schedule="linear",
+        warmup_steps=int(config.warmup_ratio * total_steps), eval_every=config.eval_every or steps_per_epoch,
+        higher_is_better=task.higher_is_better, seed=config.seed, desc=f"finetune {task.name}",
+    )
+    run = train(model, epoch, loop, evaluate=validate)
+    best_step = run.selected_step if run.score is not None else 0
     checkpoint = None
     if config.output_dir:
         checkpoint = str(save_checkpoint(model, tokenizer, Path(config.output_dir) / "best",
                                          overwrite=config.overwrite))
-    return FinetuneResult(model, history, best_metrics, best_step, checkpoint)
+    return FinetuneResult(model, history, metrics_at.get(best_step, {}), best_step, checkpoint)
 
 
 def save_checkpoint(model: nn.Module, tokenizer: Any, folder: Path, *, overwrite: bool = False) -> Path:

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from greenprune._utils import progress
 from greenprune.errors import GreenpruneError
+from greenprune.training import LoopConfig, train
 from greenprune.weights.masks import dense_state_dict, masked_modules, set_mask
 from greenprune.weights.prune import PruningReport, WeightPruningConfig, prune, sparsity_report
 
@@ -130,14 +130,6 @@ def _cycle(batches: Iterable[Batch] | Callable[[], Iterable[Batch]]) -> Iterator
             raise LotteryConfigError("the training batches are empty")
 
 
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
 def _refresh_masked(model: nn.Module) -> None:
     """Recompute the derived `weight` of masked modules so it matches `weight_orig` right away."""
     for module in masked_modules(model).values():
@@ -167,46 +159,19 @@ def train_round(
     config: LotteryConfig,
     desc: str = "fine-tune",
 ) -> tuple[float, int, int, bool, list[tuple[int, float]]]:
-    """Fine-tune under the stop policy; leaves the selected model in place.
+    """Fine-tune under the stop policy through the shared loop; leaves the selected model in place.
 
     Returns (score, selected step, steps run, stopped early, evaluations).
     """
-    device = _device(model)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    evals: list[tuple[int, float]] = []
-    best: tuple[float, int, dict[str, torch.Tensor] | None] = (float("-inf"), 0, None)
-    stopped = False
-    step = 0
-    for step in progress(range(1, config.steps_per_round + 1), desc=desc, total=config.steps_per_round):
-        model.train()
-        batch = {k: v.to(device) for k, v in next(batches).items()}
-        loss = model(**batch).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-        optimizer.step()
-        if step % config.eval_every and step != config.steps_per_round:
-            continue
-        model.eval()
-        score = float(evaluate(model))
-        evals.append((step, score))
-        if score > best[0]:
-            keep = _clone_state(model) if config.stop != "last" else None
-            best = (score, step, keep)
-        previous = [s for _, s in evals[-1 - config.patience : -1]]
-        if config.stop != "best-no-stop" and len(previous) == config.patience and all(score < p for p in previous):
-            stopped = True
-            break
-    model.eval()
-    if config.stop == "last":
-        return evals[-1][1], evals[-1][0], step, stopped, evals
-    score, selected, state = best
-    if state is not None:
-        model.load_state_dict(state)
-        _refresh_masked(model)
-    return score, selected, step, stopped, evals
+    loop = LoopConfig(
+        steps=config.steps_per_round, lr=config.lr, weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm, eval_every=config.eval_every,
+        patience=None if config.stop == "best-no-stop" else config.patience,
+        keep="last" if config.stop == "last" else "best", desc=desc,
+    )
+    run = train(model, lambda: batches, loop, evaluate=lambda m, _step, _loss: evaluate(m),
+                on_restore=_refresh_masked)
+    return run.score, run.selected_step, run.steps, run.stopped_early, run.evals  # type: ignore[return-value]
 
 
 def run_lottery(
