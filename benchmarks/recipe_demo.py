@@ -29,10 +29,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "recipe_demo.md")
     args = parser.parse_args()
 
-    from greenprune.recipe import run_recipe
-    from greenprune.recipe.runner import finished_steps, load_run, unit_folder
+    from greenprune.recipe import load_run, run_recipe
     from greenprune.report import build_report
     from greenprune.report.html import markdown_table, quality_lines
+    from greenprune.run_folder import finished_steps, unit_folder
 
     load_before = os.getloadavg()
     start = time.perf_counter()

@@ -29,7 +29,7 @@ def smollm2():
 
 @pytest.fixture(scope="session")
 def qwen():
-    """Qwen2.5-Coder-0.5B-Instruct (tied, from the bundled GGUF) as a causal LM. Read-only; deep-copy before mutating."""
+    """Qwen2.5-Coder-0.5B-Instruct (tied, from the bundled GGUF) as a causal LM. Read-only: deep-copy to mutate."""
     from greenprune.models import load_model
 
     return load_model("qwen2.5-coder-0.5b", task="causal-lm")

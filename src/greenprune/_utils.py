@@ -1,4 +1,5 @@
-"""Small helpers shared across greenprune: cache folder, text/JSONL reading, atomic writes, progress bars."""
+"""Small helpers shared across greenprune: cache folder, text/JSONL reading, atomic writes, progress bars, quiet
+logging."""
 
 from __future__ import annotations
 
@@ -171,3 +172,20 @@ def progress_bar(desc: str, total: int, disable: bool | None = None) -> Any:
     if disable is None:
         disable = bool(os.environ.get("GREENPRUNE_NO_PROGRESS"))
     return tqdm(desc=desc, total=total, disable=disable, leave=False, dynamic_ncols=True)
+
+
+def quiet_libraries() -> None:
+    """Silence the libraries' own logging and progress bars, so a verb's output (or a Ray worker's) stays readable.
+
+    Lives here, not in the CLI, because non-CLI entry points (the Ray executor's workers) need it too.
+    """
+    import logging
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    with contextlib.suppress(Exception):
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    for name in ("codecarbon", "accelerate", "datasets"):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -46,3 +46,25 @@ def test_measure_cli_refuses_an_unknown_country_before_loading(monkeypatch):
     assert "--country 'XXX'" in " ".join(result.output.split())
     assert "Traceback" not in result.output
     assert loads == []
+
+
+def test_emissions_log_appends_codecarbons_file_or_runs_untracked(tmp_path, monkeypatch, caplog) -> None:
+    from greenprune.measure import energy
+
+    with energy.emissions_log(tmp_path / "off", country="USA", project_name="u", enabled=False):
+        pass
+    assert not (tmp_path / "off").exists()
+    with energy.emissions_log(tmp_path, country="USA", project_name="unit-0"):
+        sum(range(10_000))
+    assert "unit-0" in (tmp_path / "emissions.csv").read_text()  # codecarbon's own log, one row per session
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no power reading")
+
+    monkeypatch.setattr(energy, "offline_tracker", broken)
+    ran = []
+    with caplog.at_level("WARNING", logger=energy.__name__), energy.emissions_log(
+            tmp_path, country="USA", project_name="unit-1"):
+        ran.append(True)
+    assert ran == [True]
+    assert "codecarbon unavailable for unit-1: no power reading" in caplog.text

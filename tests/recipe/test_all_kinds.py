@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from greenprune.cli import app
 from greenprune.measure.records import Comparison, ResultRecord
-from greenprune.recipe.runner import finished_steps
 from greenprune.recipe.schema import STEP_KINDS, parse_recipe
+from greenprune.run_folder import finished_steps
 
 from ._toy_import import toy
 

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from greenprune.recipe import RayExecutor, run_recipe
-from greenprune.recipe.runner import finished_steps
+from greenprune.run_folder import finished_steps
 
 from ._toy_import import toy
 

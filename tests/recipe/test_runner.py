@@ -10,7 +10,7 @@ import pytest
 
 from greenprune.measure.records import Comparison, ResultRecord
 from greenprune.recipe import RecipeError, RunError, resume_run, run_recipe
-from greenprune.recipe.runner import finished_steps, new_run_dir, run_lock
+from greenprune.run_folder import finished_steps, new_run_dir, run_lock
 
 from ._toy_import import toy
 
@@ -117,7 +117,7 @@ def test_two_runs_never_share_a_folder_and_a_locked_run_is_refused(tmp_path):
         code = f"""
 import sys
 from pathlib import Path
-from greenprune.recipe.runner import run_lock, RunError
+from greenprune.run_folder import run_lock, RunError
 try:
     with run_lock(Path({str(first)!r})):
         sys.exit(0)
@@ -135,10 +135,12 @@ def test_resume_of_a_non_run_folder_fails_clearly(tmp_path):
 
 
 def test_missing_area_fails_before_any_work(tmp_path, monkeypatch):
+    import dataclasses
+
     from greenprune.recipe import steps
 
     monkeypatch.setitem(steps.REGISTRY, "quantize",
-                        steps.StepKind("quantize", steps.run_quantize, "replay", "greenprune.no_such_area", True))
+                        dataclasses.replace(steps.REGISTRY["quantize"], area="greenprune.no_such_area"))
     path = tmp_path / "q.yaml"
     path.write_text(RECIPE.replace("  - prune: {sparsity: 0.3, method: l1}\n", "  - quantize: {dtype: int8}\n"))
     with pytest.raises(RunError, match=r"steps\[4\]\.quantize needs greenprune.no_such_area"):
@@ -173,10 +175,10 @@ def test_unusable_runs_folder_fails_before_any_work(tmp_path, monkeypatch, case)
     from typer.testing import CliRunner
 
     from greenprune.cli import app
-    from greenprune.recipe import runner as runner_module
+    from greenprune.recipe import unit as unit_module
 
     started: list[str] = []
-    monkeypatch.setattr(runner_module, "_load_state", lambda unit: started.append(unit.id))
+    monkeypatch.setattr(unit_module, "_load_state", lambda unit: started.append(unit.id))
     path = tmp_path / "toy.yaml"
     path.write_text(RECIPE)
     (tmp_path / "afile").write_text("not a folder")
@@ -215,14 +217,16 @@ def test_resume_into_a_read_only_run_folder_fails_clearly(tmp_path, monkeypatch)
 @pytest.fixture
 def no_work(monkeypatch) -> list[str]:
     """Spies on loading the model and on every step: the list stays empty if nothing ran."""
-    from greenprune.recipe import runner as runner_module
+    import dataclasses
+
     from greenprune.recipe import steps
+    from greenprune.recipe import unit as unit_module
 
     calls: list[str] = []
-    monkeypatch.setattr(runner_module, "_load_state", lambda unit: calls.append(f"load {unit.id}"))
+    monkeypatch.setattr(unit_module, "_load_state", lambda unit: calls.append(f"load {unit.id}"))
     for name, kind in list(steps.REGISTRY.items()):
-        monkeypatch.setitem(steps.REGISTRY, name, steps.StepKind(
-            name, lambda state, opts, ctx, name=name: calls.append(name), kind.restore, kind.area, kind.modifies))
+        monkeypatch.setitem(steps.REGISTRY, name, dataclasses.replace(
+            kind, run=lambda state, opts, ctx, name=name: calls.append(name)))
     return calls
 
 

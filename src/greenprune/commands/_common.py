@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shlex
 import sys
 from collections.abc import Iterator
@@ -12,6 +11,10 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from greenprune._utils import quiet_libraries
+
+__all__ = ["check_lengths", "command_line", "console", "err_console", "quiet_libraries", "user_errors"]
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -19,19 +22,6 @@ err_console = Console(stderr=True)
 def command_line() -> str:
     """The command as the user typed it, recorded beside every result."""
     return shlex.join(["greenprune", *sys.argv[1:]])
-
-
-def quiet_libraries() -> None:
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    with contextlib.suppress(Exception):
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-    import logging
-
-    for name in ("codecarbon", "accelerate", "datasets"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @contextlib.contextmanager

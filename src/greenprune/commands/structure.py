@@ -3,52 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from greenprune.commands._common import command_line, console, quiet_libraries, user_errors
-
-
-def _measure(baseline: Any, base_tok: Any, candidate: Any, cand_tok: Any, kept_ids: list[int] | None,
-             corpus_texts: list[str] | None, eval_texts: int, energy: bool) -> dict[str, Any]:
-    """Before/after in one process: held-out perplexity (per original token) and an interleaved cost A/B."""
-    import math
-
-    from greenprune.measure import checkpoint_bytes, compare
-    from greenprune.structure.calibration import calibration_batches, stdlib_code
-    from greenprune.structure.evaluate import code_nll, code_perplexity
-    from greenprune.structure.pipeline import IdRemap
-
-    texts = stdlib_code(limit=eval_texts, split="test")
-    nll_b, tok_b = code_nll(baseline, base_tok, texts)
-    ppl_c = code_perplexity(candidate, cand_tok, texts, reference_tokens=tok_b)
-    # cost A/B on identical token strings: with a pruned vocabulary, on corpus text fed through an id remap
-    cost_texts = corpus_texts if kept_ids is not None and corpus_texts else texts
-    batches = calibration_batches(base_tok, cost_texts, seq_len=256, batch_size=4, max_batches=2)
-    cand_model = IdRemap(candidate, kept_ids, len(base_tok)) if kept_ids is not None else candidate
-    comp = compare(baseline, cand_model, batches, names=("original", "pruned"), rounds=3, energy=energy)
-    b, c = comp.baseline.cost, comp.candidate.cost
-    table: dict[str, tuple[float, float]] = {
-        "parameters": (b.params_total, c.params_total),
-        "checkpoint bytes": (checkpoint_bytes(baseline), checkpoint_bytes(candidate)),
-        "FLOPs / sample": (b.flops_per_sample, c.flops_per_sample),
-        "tokens / s": (b.throughput_tokens_s, c.throughput_tokens_s),
-        "latency p50 (s)": (b.latency_p50_s, c.latency_p50_s),
-        "held-out perplexity": (math.exp(nll_b / tok_b), ppl_c["perplexity"]),
-    }
-    if b.energy_kwh and c.energy_kwh:
-        table["energy kWh"] = (b.energy_kwh, c.energy_kwh)
-    where = ("original-tokenizer ids of corpus text, remapped to the pruned vocabulary" if kept_ids is not None
-             else "held-out code")
-    notes = [
-        f"Perplexity: {len(texts)} held-out stdlib functions (test split, files never used for calibration, "
-        f"vocabulary or recovery), NLL divided by the original tokenizer's {tok_b} tokens.",
-        f"Cost: interleaved A/B, {comp.rounds} rounds, {len(batches)} batches of 4×256 tokens "
-        f"({where}); "
-        f"{comp.verdict}",
-    ]
-    return {"table": table, "notes": notes}
 
 
 def structure(
@@ -81,6 +39,7 @@ def structure(
         from greenprune.recover import RecoveryConfig, load_pairs, recover, stdlib_pairs
         from greenprune.structure.card import model_card
         from greenprune.structure.layers import METRICS, LayerPruningError
+        from greenprune.structure.measurement import measure_before_after
         from greenprune.structure.pipeline import (
             NothingToPruneError,
             StructureConfig,
@@ -110,8 +69,8 @@ def structure(
             report.steps.append({"step": "recover (LoRA, merged)", **rec.summary()})
         if baseline is not None:
             corpus = read_corpus(vocab, limit=200) if vocab else None
-            report.measurements = _measure(baseline, base_tok, pruned, tokenizer, report.kept_ids, corpus,
-                                           eval_texts, energy)
+            report.measurements = measure_before_after(baseline, base_tok, pruned, tokenizer, report.kept_ids,
+                                                       corpus, eval_texts=eval_texts, energy=energy)
         save_pruned(pruned, tokenizer, target, model_card(model, report, command_line()), report, overwrite=overwrite)
     console.print(f"[green]wrote[/] {target}: {report.params_before:,} → {report.params_after:,} parameters")
     for step in report.steps:

@@ -24,6 +24,7 @@ from greenprune.errors import GreenpruneError
 DEFAULT_COUNTRY = os.environ.get("GREENPRUNE_COUNTRY", "USA")
 # where codecarbon keeps the energy mix of every country it knows (inside its package)
 ENERGY_MIX_FILE = Path("data", "private_infra", "global_energy_mix.json")
+log = logging.getLogger(__name__)
 
 
 class CountryError(GreenpruneError, ValueError):
@@ -76,6 +77,54 @@ def check_country(code: str, what: str = "country") -> str:
     )
 
 
+def offline_tracker(
+    country: str, *, log_folder: str | os.PathLike[str] | None = None, log_file: str = "emissions.csv",
+    project_name: str | None = None,
+) -> Any:
+    """A started codecarbon offline tracker, set up the one way greenprune uses codecarbon.
+
+    Process mode (this process's CPU share, not the machine's), quiet, several trackers allowed at once; with
+    `log_folder` it also appends its emissions log there (`log_file`), otherwise it writes nothing.
+    Raises whatever codecarbon raises when it cannot start (callers record energy as unavailable).
+    """
+    from codecarbon import OfflineEmissionsTracker
+
+    logging.getLogger("codecarbon").setLevel(logging.ERROR)  # after the import, which sets its own level
+    where: dict[str, Any] = (
+        {"output_dir": str(log_folder), "output_file": log_file, "save_to_file": True} if log_folder is not None
+        else {"output_dir": tempfile.gettempdir(), "save_to_file": False}
+    )
+    if project_name is not None:
+        where["project_name"] = project_name
+    tracker = OfflineEmissionsTracker(country_iso_code=country, log_level="error", tracking_mode="process",
+                                      allow_multiple_runs=True, **where)
+    tracker.start()
+    return tracker
+
+
+@contextlib.contextmanager
+def emissions_log(folder: str | os.PathLike[str], *, country: str, project_name: str, enabled: bool = True,
+                  log_file: str = "emissions.csv") -> Iterator[None]:
+    """codecarbon's emissions log of the enclosed block, appended to `folder/log_file` (a resumed run adds rows).
+
+    Best effort: without codecarbon (or when it cannot start) the block runs untracked, with a warning.
+    """
+    if not enabled:
+        yield
+        return
+    try:
+        tracker = offline_tracker(country, log_folder=folder, log_file=log_file, project_name=project_name)
+    except Exception as exc:
+        log.warning("codecarbon unavailable for %s: %s", project_name, exc)
+        tracker = None
+    try:
+        yield
+    finally:
+        if tracker is not None:
+            with contextlib.suppress(Exception):
+                tracker.stop()
+
+
 @dataclass
 class EnergyReading:
     energy_kwh: float = 0.0
@@ -102,19 +151,7 @@ class EnergyTracker:
             self.method = "disabled"
             return self
         try:
-            from codecarbon import OfflineEmissionsTracker
-
-            logging.getLogger("codecarbon").setLevel(logging.ERROR)  # after the import, which sets its own level
-
-            self._tracker = OfflineEmissionsTracker(
-                country_iso_code=self.country,
-                save_to_file=False,
-                log_level="error",
-                tracking_mode="process",
-                output_dir=tempfile.gettempdir(),
-                allow_multiple_runs=True,
-            )
-            self._tracker.start()
+            self._tracker = offline_tracker(self.country)
             hardware = ", ".join(str(h) for h in getattr(self._tracker, "_hardware", []))
             self.method = f"codecarbon offline ({self.country}), process mode: {hardware}"
         except Exception as exc:

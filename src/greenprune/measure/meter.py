@@ -3,6 +3,7 @@ such as a fine-tuning run, in the style of codecarbon's tracker."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -33,25 +34,24 @@ class CostMeter:
         self.label = label
         self._energy = EnergyTracker(country=country, enabled=energy)
         self._memory = TensorMemoryTracker() if track_memory else None
-        self._task: Any = None
+        self._stack = contextlib.ExitStack()
         self._start = 0.0
         self.reading: MeterReading | None = None
 
     def __enter__(self) -> CostMeter:
-        self._energy.__enter__()
-        self._task = self._energy.task(self.label)
-        self._task.__enter__()
-        if self._memory is not None:
-            self._memory.__enter__()
+        # one stack: whatever was entered is exited in reverse order, also when a later __enter__ fails
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self._energy)
+            stack.enter_context(self._energy.task(self.label))
+            if self._memory is not None:
+                stack.enter_context(self._memory)
+            self._stack = stack.pop_all()
         self._start = time.perf_counter()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         seconds = time.perf_counter() - self._start
-        if self._memory is not None:
-            self._memory.__exit__(*exc)
-        self._task.__exit__(*exc)
-        self._energy.__exit__(*exc)
+        self._stack.__exit__(*exc)
         energy = self._energy.get(self.label)
         self.reading = MeterReading(
             label=self.label,

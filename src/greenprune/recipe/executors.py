@@ -11,8 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from greenprune._utils import progress, quiet_libraries
 from greenprune.errors import GreenpruneError
-from greenprune.recipe.schema import Unit
+from greenprune.recipe.grid import Unit
+from greenprune.recipe.unit import run_unit
 
 
 class ExecutorError(GreenpruneError, RuntimeError):
@@ -25,17 +27,12 @@ class SequentialExecutor:
     name = "sequential"
 
     def run(self, run_dir: Path, units: list[Unit], command: str = "") -> list[Path]:
-        from greenprune.recipe.runner import run_unit
-
         return [run_unit(run_dir, unit, command) for unit in units]
 
 
 def _ray_unit(run_dir: str, unit_json: str, command: str, setup: Callable[[], None] | None) -> str:
     """Body of one Ray task: run one unit in the shared run folder and return its folder."""
     os.environ.setdefault("GREENPRUNE_NO_PROGRESS", "1")  # workers' stderr is interleaved: keep it readable
-    from greenprune.commands._common import quiet_libraries
-    from greenprune.recipe.runner import run_unit
-
     quiet_libraries()
     if setup is not None:
         setup()
@@ -69,8 +66,6 @@ class RayExecutor:
         return ray
 
     def run(self, run_dir: Path, units: list[Unit], command: str = "") -> list[Path]:
-        from greenprune._utils import progress
-
         ray = self._ray()
         task = ray.remote(num_cpus=self.num_cpus_per_task, max_retries=0)(_ray_unit)
         folder = str(Path(run_dir).resolve())

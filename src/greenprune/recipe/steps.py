@@ -1,4 +1,5 @@
-"""The step registry: each step kind is a function from the pipeline state to a new state plus a record.
+"""The built-in step kinds: each is a function from the pipeline state to a new state plus a record, registered
+once (`register_step` below) with its options model, how it restores on resume, and its stack label.
 
 Steps call the other areas' public APIs (tasks, tokens, weights, structure, quantize, recover, measure); a step
 whose area is not installed fails with a clear error naming the missing module, never silently.
@@ -9,30 +10,33 @@ wrote (`checkpoint`), by re-applying a cheap deterministic transform (`replay`),
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
 from torch import nn
 
 from greenprune.errors import GreenpruneError
 from greenprune.measure.records import Comparison, ResultRecord
-from greenprune.recipe.schema import (
-    AlpineStep,
+from greenprune.recipe.options import (
     EvaluateStep,
     FinetuneStep,
     MeasureStep,
     PruneStep,
     QuantizeStep,
     RecoverStep,
-    StepSpec,
-    StructureStep,
-    Unit,
 )
+from greenprune.recipe.registry import REGISTRY, StepKind, dump_options, register_step
+from greenprune.structure.pipeline import TASK_CORPUS, StructureConfig
+from greenprune.tokens.config import AlpineConfig
+
+if TYPE_CHECKING:
+    from greenprune.recipe.grid import Unit
+    from greenprune.recipe.schema import StepSpec
 
 
 class StepError(GreenpruneError, RuntimeError):
@@ -87,7 +91,7 @@ class State:
     label: str = "baseline"
     baseline: nn.Module | None = None  # the model before the first modifying step
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # stack label → quality metrics
-    plugins: list[StepSpec] = field(default_factory=list)  # attached transforms not baked into weights (ALPINE)
+    plugins: list[AlpineConfig] = field(default_factory=list)  # attached, not baked into weights (ALPINE)
     quantized: bool = False
 
     @property
@@ -110,43 +114,12 @@ class StepOutput:
     checkpoint: str | None = None  # folder (relative to the step folder) of a plain HF checkpoint
 
 
-StepFn = Callable[[State, Any, StepContext], StepOutput]
-RestoreFn = Callable[[State, Any, Path, ResultRecord | Comparison], None]
-
-
-@dataclass(frozen=True)
-class StepKind:
-    name: str
-    run: StepFn
-    restore: str  # "checkpoint" | "replay" | "none"
-    area: str  # module it needs (for preflight messages)
-    modifies: bool  # changes the model (the baseline is snapshotted before the first such step)
-    on_restore: Callable[[State, ResultRecord | Comparison], None] | None = None
-
-
-REGISTRY: dict[str, StepKind] = {}
-
-
-def register_step(
-    name: str, run: StepFn, restore: str, area: str, *, modifies: bool,
-    on_restore: Callable[[State, ResultRecord | Comparison], None] | None = None,
-) -> None:
-    """Add (or replace) a step kind; the recipe schema must know its options model."""
-    if restore not in ("checkpoint", "replay", "none"):
-        raise ValueError(f"restore must be checkpoint, replay or none, not {restore!r}")
-    REGISTRY[name] = StepKind(name, run, restore, area, modifies, on_restore)
-
-
 # ---------------------------------------------------------------- helpers
 
 
-def _options(opts: BaseModel) -> dict[str, Any]:
-    return opts.model_dump(mode="json")
-
-
-def _record(state: State, kind: str, opts: BaseModel, ctx: StepContext, **kwargs: Any) -> ResultRecord:
+def _record(state: State, kind: str, opts: Any, ctx: StepContext, **kwargs: Any) -> ResultRecord:
     return ResultRecord(
-        model=state.model_name, method=kind, config={"label": ctx.label, **_options(opts)},
+        model=state.model_name, method=kind, config={"label": ctx.label, **dump_options(opts)},
         task=state.unit.spec.task, command=ctx.command, **kwargs,
     )
 
@@ -168,7 +141,7 @@ def _with_plugins_detached(state: State, action: Callable[[], Any]) -> Any:
         return action()
     finally:
         for plugin in state.plugins:
-            _attach_alpine(state, plugin.alpine)
+            _attach_alpine(state, plugin)
 
 
 def save_checkpoint(state: State, folder: Path) -> None:
@@ -187,7 +160,7 @@ def load_checkpoint(state: State, folder: Path) -> None:
     loaded = load_model(folder, task=getattr(state.task, "head", None) or state.unit.spec.task)
     state.model, state.tokenizer = loaded.model, loaded.tokenizer
     for plugin in state.plugins:
-        _attach_alpine(state, plugin.alpine)
+        _attach_alpine(state, plugin)
 
 
 def snapshot_baseline(state: State) -> None:
@@ -226,14 +199,13 @@ def run_finetune(state: State, opts: FinetuneStep, ctx: StepContext) -> StepOutp
 
 
 def run_recover(state: State, opts: RecoverStep, ctx: StepContext) -> StepOutput:
-    recover, config_cls, stdlib_pairs, load_pairs = need(
-        "greenprune.recover", "recover", "RecoveryConfig", "stdlib_pairs", "load_pairs", step="recover")
+    from greenprune.recover import load_pairs, recover, stdlib_pairs
+
     if state.quantized:
         raise StepError("recover: LoRA recovery needs float weights; put quantize after recover")
     pairs = (stdlib_pairs(limit=opts.pairs, seed=state.unit.seed) if opts.data == "stdlib"
              else load_pairs(opts.data, limit=opts.pairs))
-    config = config_cls(r=opts.r, alpha=opts.alpha, steps=opts.steps, lr=opts.lr, batch_size=opts.batch_size,
-                        max_len=opts.max_length, seed=state.unit.seed)
+    config = dataclasses.replace(opts, seed=state.unit.seed)
     start = time.perf_counter()
     result = _with_plugins_detached(
         state, lambda: recover(state.model, state.tokenizer, pairs, config, data_name=opts.data))
@@ -246,7 +218,7 @@ def run_recover(state: State, opts: RecoverStep, ctx: StepContext) -> StepOutput
         if isinstance(summary.get(key), int | float):
             metrics[key] = float(summary[key])
     return StepOutput(
-        _record(state, "recover", opts, ctx, metrics=metrics, artifacts={"checkpoint": "model"},
+        _record(state, "recover", config, ctx, metrics=metrics, artifacts={"checkpoint": "model"},
                 notes=[f"LoRA on {result.pairs} pairs, {result.steps} steps"]),
         checkpoint="model",
     )
@@ -255,16 +227,20 @@ def run_recover(state: State, opts: RecoverStep, ctx: StepContext) -> StepOutput
 # ---------------------------------------------------------------- ALPINE
 
 
-def _attach_alpine(state: State, opts: AlpineStep) -> None:
-    attach, config_cls = need("greenprune.tokens", "attach", "AlpineConfig", step="alpine")
-    config = config_cls(layers=opts.layers, alpha=opts.alpha, rule=opts.rule, ratio=opts.ratio, merge=opts.merge)
-    attach(state.model, config, tokenizer=state.tokenizer)
+def _attach_alpine(state: State, opts: AlpineConfig) -> None:
+    from greenprune.tokens import attach
+
+    attach(state.model, opts, tokenizer=state.tokenizer)
 
 
-def run_alpine(state: State, opts: AlpineStep, ctx: StepContext) -> StepOutput:
+def run_alpine(state: State, opts: AlpineConfig, ctx: StepContext) -> StepOutput:
     _attach_alpine(state, opts)
-    state.plugins.append(StepSpec(alpine=opts))
+    state.plugins.append(opts)
     return StepOutput(_record(state, "alpine", opts, ctx, notes=["attached in memory; replayed on resume"]))
+
+
+def _alpine_label(opts: AlpineConfig) -> str:
+    return f"alpine({opts.layers if isinstance(opts.layers, str) else 'custom'})"
 
 
 # ---------------------------------------------------------------- weights
@@ -291,22 +267,19 @@ def run_prune(state: State, opts: PruneStep, ctx: StepContext) -> StepOutput:
 # ---------------------------------------------------------------- structure
 
 
-def _calibration_batches(state: State, opts: StructureStep) -> list[dict[str, Any]]:
-    """Decoders calibrate on contiguous code (stdlib), encoders on the task's own training examples."""
-    from greenprune.models.families import family_of
-
-    if family_of(state.model).kind == "decoder":
-        calibration_batches, stdlib_code = need(
-            "greenprune.structure", "calibration_batches", "stdlib_code", step="structure")
-        texts = stdlib_code(opts.calibration)
-        batches = calibration_batches(state.tokenizer, texts, seq_len=opts.seq_len)
-        return [dict(b) for b in batches]
+def _task_calibration(state: State, opts: StructureConfig) -> Callable[[Any], list[dict[str, Any]]]:
+    """An encoder calibrates on the task's own training examples (a decoder on stdlib code, the pipeline's default)."""
     pool = list(state.splits.train) or list(state.splits.valid) or list(state.splits.test)
     if not pool:
         raise StepError("structure: no examples to calibrate on")
-    examples = pool[: opts.calibration]
-    batches = state.task.batches(state.tokenizer, examples, batch_size=min(8, len(examples)), max_length=opts.seq_len)
-    return [{k: v for k, v in b.items() if k != "labels"} for b in batches]
+    examples = pool[: opts.calib_texts]
+
+    def batches(tokenizer: Any) -> list[dict[str, Any]]:
+        out = state.task.batches(tokenizer, examples, batch_size=min(opts.calib_batch_size, len(examples)),
+                                 max_length=opts.calib_seq_len)
+        return [{k: v for k, v in b.items() if k != "labels"} for b in out][: opts.calib_batches]
+
+    return batches
 
 
 def _corpus_texts(state: State) -> list[str]:
@@ -316,37 +289,40 @@ def _corpus_texts(state: State) -> list[str]:
     return texts
 
 
-def run_structure(state: State, opts: StructureStep, ctx: StepContext) -> StepOutput:
+def run_structure(state: State, opts: StructureConfig, ctx: StepContext) -> StepOutput:
+    """The structural pipeline of `greenprune structure` (vocabulary → layers → FFN → KV groups) on this state."""
+    from greenprune.models.families import family_of
+    from greenprune.structure.pipeline import run_structure as structural_pipeline
+
     if state.quantized:
         raise StepError("structure: the model is already quantised; put quantize after structural pruning")
+    before = sum(p.numel() for p in state.model.parameters())
+    encoder = family_of(state.model).kind != "decoder"
+
+    def prune() -> Any:
+        return structural_pipeline(
+            state.model, state.tokenizer, opts,
+            vocab_texts=_corpus_texts(state) if opts.vocab_corpus == TASK_CORPUS else None,
+            calibration=_task_calibration(state, opts) if encoder else None,
+            calibration_name=f"{state.unit.spec.task} examples" if encoder else "",
+        )
+
+    state.model, state.tokenizer, report = _with_plugins_detached(state, prune)
+    state.model.eval()
     notes: list[str] = []
     metrics: dict[str, float] = {}
-    before = sum(p.numel() for p in state.model.parameters())
-
-    def go() -> None:
-        if opts.vocab:
-            fn, cfg = need("greenprune.structure", "prune_vocab", "VocabPruningConfig", step="structure.vocab")
-            result = fn(state.model, state.tokenizer, _corpus_texts(state), cfg())
-            state.model, state.tokenizer = result.model, result.tokenizer
-            notes.append(f"vocabulary {result.vocab_before} → {len(result.kept_ids)} tokens (exact on the task data)")
-            metrics["vocab_after"] = float(len(result.kept_ids))
-        if opts.layers:
-            fn, cfg = need("greenprune.structure", "prune_layers", "LayerPruningConfig", step="structure.layers")
-            config = cfg(n=opts.layers, metric=opts.layer_metric, rescore=opts.layer_rescore)
-            result = fn(state.model, _calibration_batches(state, opts), config)
-            state.model = result.model
-            notes.append(f"removed layers {list(result.removed)} by {opts.layer_metric}")
-        if opts.ffn:
-            fn, cfg = need("greenprune.structure", "prune_ffn", "FFNPruningConfig", step="structure.ffn")
-            result = fn(state.model, _calibration_batches(state, opts),
-                        cfg(fraction=opts.ffn, multiple_of=opts.ffn_multiple_of))
-            state.model = result.model
-            notes.append(f"FFN {result.size_before} → {result.size_after} neurons per layer")
-
-    _with_plugins_detached(state, go)
-    state.model.eval()
-    after = sum(p.numel() for p in state.model.parameters())
-    metrics["params_ratio"] = after / before
+    for step in report.steps:
+        if step["step"] == "vocab":
+            where = "the task data" if opts.vocab_corpus == TASK_CORPUS else opts.vocab_corpus
+            notes.append(f"vocabulary {step['vocab_before']} → {step['vocab_after']} tokens (exact on {where})")
+            metrics["vocab_after"] = float(step["vocab_after"])
+        elif step["step"] == "layers":
+            notes.append(f"removed layers {list(step.get('removed', []))} by {opts.metric}")
+        elif step["step"] == "ffn":
+            notes.append(f"FFN {step['intermediate_before']} → {step['intermediate_after']} neurons per layer")
+        elif step["step"] == "kv_groups":
+            notes.append(f"KV heads {step['kv_heads'][0]} → {step['kv_heads'][1]} per layer")
+    metrics["params_ratio"] = sum(p.numel() for p in state.model.parameters()) / before
     save_checkpoint(state, ctx.out_dir / "model")
     return StepOutput(
         _record(state, "structure", opts, ctx, metrics=metrics, notes=notes, artifacts={"checkpoint": "model"}),
@@ -420,7 +396,7 @@ def _measure_batches(state: State, opts: MeasureStep) -> list[dict[str, Any]]:
 
 
 def run_measure(state: State, opts: MeasureStep, ctx: StepContext) -> StepOutput:
-    from greenprune.recipe.profile import profile_metrics
+    from greenprune.measure.profile import profile_metrics
 
     measure_cost, compare = need("greenprune.measure", "measure_cost", "compare", step="measure")
     label = opts.label or ctx.label
@@ -438,7 +414,7 @@ def run_measure(state: State, opts: MeasureStep, ctx: StepContext) -> StepOutput
     comparison = compare(
         state.baseline, state.model, batches,
         names=(state.model_name, state.model_name), methods=("baseline", label),
-        configs=({"label": "baseline"}, {**_options(opts), "label": label}),
+        configs=({"label": "baseline"}, {**dump_options(opts), "label": label}),
         metrics=({k: base_quality[k] for k in shared}, {k: quality[k] for k in shared}) if shared else None,
         task=state.unit.spec.task, rounds=opts.rounds, energy=opts.energy, country=country,
     )
@@ -451,14 +427,24 @@ def run_measure(state: State, opts: MeasureStep, ctx: StepContext) -> StepOutput
     return StepOutput(comparison)
 
 
-register_step("finetune", run_finetune, "checkpoint", "greenprune.tasks", modifies=False)
-register_step("alpine", run_alpine, "replay", "greenprune.tokens", modifies=True)
-register_step("prune", run_prune, "checkpoint", "greenprune.weights", modifies=True)
-register_step("structure", run_structure, "checkpoint", "greenprune.structure", modifies=True)
-register_step("quantize", run_quantize, "replay", "greenprune.quantize", modifies=True)
-register_step("recover", run_recover, "checkpoint", "greenprune.recover", modifies=True)
-register_step("evaluate", run_evaluate, "none", "greenprune.tasks", modifies=False, on_restore=restore_evaluate)
-register_step("measure", run_measure, "none", "greenprune.measure", modifies=False)
+def _prune_label(opts: PruneStep) -> str:
+    return f"{opts.method}-{round(opts.sparsity * 100)}%"
+
+
+register_step("finetune", run_finetune, "checkpoint", "greenprune.tasks", modifies=False, options=FinetuneStep)
+register_step("alpine", run_alpine, "replay", "greenprune.tokens", modifies=True, options=AlpineConfig,
+              label=_alpine_label)
+register_step("prune", run_prune, "checkpoint", "greenprune.weights", modifies=True, options=PruneStep,
+              label=_prune_label)
+register_step("structure", run_structure, "checkpoint", "greenprune.structure", modifies=True,
+              options=StructureConfig, label=StructureConfig.label)
+register_step("quantize", run_quantize, "replay", "greenprune.quantize", modifies=True, options=QuantizeStep,
+              label=lambda opts: opts.dtype)
+register_step("recover", run_recover, "checkpoint", "greenprune.recover", modifies=True, options=RecoverStep,
+              label=lambda opts: opts.method)
+register_step("evaluate", run_evaluate, "none", "greenprune.tasks", modifies=False, options=EvaluateStep,
+              on_restore=restore_evaluate)
+register_step("measure", run_measure, "none", "greenprune.measure", modifies=False, options=MeasureStep)
 
 
 def replay(state: State, step: StepSpec, ctx: StepContext, record: ResultRecord | Comparison) -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from greenprune.errors import GreenpruneError
+from greenprune.measure.profile import split_profile
 from greenprune.measure.records import Comparison, CostRecord, ResultRecord
-from greenprune.recipe.profile import split_profile
+from greenprune.run_folder import UnitEntry, finished_steps, read_units, unit_folder
 
 # quality metrics where smaller is better (everything else: larger is better)
 LOWER_IS_BETTER = ("perplexity", "loss", "ppl")
@@ -87,15 +88,13 @@ class Row:
         return f"{self.unit}:{self.label}"
 
 
-def _unit_rows(run_dir: Path, unit: Any, unit_dir: Path) -> list[Row]:
-    from greenprune.recipe.runner import finished_steps
-
+def _unit_rows(run_dir: Path, unit: UnitEntry, unit_dir: Path) -> list[Row]:
     rows: list[Row] = []
     baseline_record: ResultRecord | None = None
     for result in finished_steps(unit_dir):
         rec = result.record
         common = dict(run=run_dir.name, unit=unit.id, pipeline=unit.pipeline, point=unit.point,
-                      model=unit.spec.model, step=result.index)
+                      model=unit.model, step=result.index)
         if isinstance(rec, ResultRecord) and rec.method == "baseline" and rec.cost is not None:
             baseline_record = rec
             # a baseline against itself: 1.0 for every cost field it has
@@ -114,13 +113,10 @@ def _unit_rows(run_dir: Path, unit: Any, unit_dir: Path) -> list[Row]:
 
 def collect(run_dirs: list[str | os.PathLike[str]]) -> list[Row]:
     """Rows of every measured stack in the given run folders, in run / unit / step order."""
-    from greenprune.recipe.runner import load_run, unit_folder
-
     rows: list[Row] = []
     for run_dir in run_dirs:
         run_dir = Path(run_dir)
-        _recipe, units = load_run(run_dir)
-        for unit in units:
+        for unit in read_units(run_dir):
             unit_dir = unit_folder(run_dir, unit)
             if unit_dir.is_dir():
                 rows.extend(_unit_rows(run_dir, unit, unit_dir))

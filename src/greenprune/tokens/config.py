@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pydantic import ConfigDict, with_config
+
 from greenprune.errors import GreenpruneError
 
 LAYER_PRESETS = ("none", "all", "odd", "even")
@@ -16,6 +18,7 @@ class AlpineError(GreenpruneError, ValueError):
     """ALPINE was given a configuration or model it cannot use; the message names the bad input."""
 
 
+@with_config(ConfigDict(extra="forbid"))  # a recipe's `alpine:` step is validated as this config
 @dataclass
 class AlpineConfig:
     """How ALPINE prunes tokens.
