@@ -151,8 +151,8 @@ def peak_memory(model: torch.nn.Module, batches: Sequence[dict[str, Any]]) -> in
 
 class TaskBench:
     def __init__(self, args: argparse.Namespace, name: str, rows: dict[str, Any], save: Callable[[], None]) -> None:
+        from greenprune.checkpoint import save_hf
         from greenprune.models import load_model
-        from greenprune.tasks.train import save_checkpoint
 
         self.args, self.name, self.rows, self.save = args, name, rows, save
         self.task = get_task("defect" if name == "defect-long" else name)
@@ -173,7 +173,7 @@ class TaskBench:
             self.model = pretrained.model
             self.finetune_cost = timed_finetune(self.task, self.model, self.tokenizer, self.splits,
                                                 self.train_config(), not args.no_energy)
-            save_checkpoint(self.model, self.tokenizer, ckpt, overwrite=True)
+            save_hf(self.model, self.tokenizer, ckpt, kind="finetune", overwrite=True)
         self.model.eval()
         self.batches = self.batches_at(self.max_length)
 

@@ -3,7 +3,7 @@
 The GGUF keeps the released model's one tied matrix twice: `token_embd.weight` quantised to Q5_0 and `output.weight`
 to Q8_0. Variants: tied from Q8 (both roles use the Q8 copy), tied from Q5, and untied (as transformers loads it:
 Q5 in, Q8 out, 630M parameters). The three differ only in those two matrices, so one dequantised model is loaded
-and `greenprune.models.embedded.tie_embeddings` re-points them per variant (exactly what the alias saves).
+and `greenprune.models.bundled.tie_embeddings` re-points them per variant (exactly what the alias saves).
 
 Per variant: perplexity on held-out stdlib functions (greenprune's perplexity task, embedded test split, one example
 at a time so the per-function NLLs can be paired) and greedy pass@1 on the first --problems HumanEval problems with
@@ -56,14 +56,14 @@ class Variants:
     """One dequantised untied model; `use(name)` re-points embedding and LM head to that variant's matrices."""
 
     def __init__(self) -> None:
-        from greenprune.models.embedded import qwen_from_gguf, qwen_gguf
+        from greenprune.models.bundled import qwen_from_gguf, qwen_gguf
 
         self.model, self.tok = qwen_from_gguf(qwen_gguf(), tie_from=None)
         self.q5 = self.model.get_input_embeddings().weight
         self.q8 = self.model.get_output_embeddings().weight
 
     def use(self, name: str) -> Any:
-        from greenprune.models.embedded import tie_embeddings
+        from greenprune.models.bundled import tie_embeddings
 
         self.model.get_input_embeddings().weight = self.q5
         self.model.get_output_embeddings().weight = self.q8

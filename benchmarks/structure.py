@@ -164,7 +164,7 @@ class Bench:
             work = copy.deepcopy(self.base)
             t = time.time()
             depth = work.config.num_hidden_layers
-            res = prune_layers(work, self.calib, LayerPruningConfig(n=min(max(n, 6), depth - 1), metric=metric))
+            res = prune_layers(work, self.calib, LayerPruningConfig(remove=min(max(n, 6), depth - 1), metric=metric))
             self._layer_orders[metric] = res.removed
             print(f"[layers {metric}] greedy order {res.removed} in {time.time() - t:.0f}s", flush=True)
             del work

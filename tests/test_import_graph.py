@@ -70,3 +70,28 @@ def test_nothing_below_the_command_line_imports_it() -> None:
 
 def test_the_report_reads_run_folders_without_the_recipe_package() -> None:
     assert ("report", "recipe") not in _edges()
+
+
+def test_the_area_graph_has_no_circle_of_any_length() -> None:
+    """Not only pairs: a → b → c → a is a circle too (depth-first search for a back edge)."""
+    edges = _edges()
+    graph: dict[str, set[str]] = {}
+    for a, b in edges:
+        graph.setdefault(a, set()).add(b)
+    state: dict[str, str] = {}
+    found: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                found.append([*path[path.index(nxt):], nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = "done"
+
+    for start in sorted(graph):
+        if start not in state:
+            visit(start, [start])
+    assert found == [], [" → ".join(c) + ": " + "; ".join(edges[(c[i], c[i + 1])][0] for i in range(len(c) - 1))
+                         for c in found]

@@ -23,7 +23,7 @@ from greenprune.recover import Pair, RecoveryConfig, RecoveryResult, load_pairs,
 from greenprune.report import Report, build_report
 from greenprune.structure import (
     FFNPruningConfig,
-    HeadPruningConfig,
+    KVGroupPruningConfig,
     LayerPruningConfig,
     VocabPruningConfig,
     calibration_batches,
@@ -53,7 +53,7 @@ __all__ = [
     "FFNPruningConfig",
     "FinetuneResult",
     "GreenpruneError",
-    "HeadPruningConfig",
+    "KVGroupPruningConfig",
     "LayerPruningConfig",
     "LengthTrace",
     "LoadedModel",

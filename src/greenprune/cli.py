@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-
 import typer
+
+from greenprune.commands import alpine, demo, measure, models, recipe, structure, tasks, weights
 
 app = typer.Typer(
     name="greenprune",
@@ -21,20 +21,9 @@ def main() -> None:
     """greenprune: HF models in, plain HF checkpoints out, every claim with a side-by-side measurement."""
 
 
-# one module per area; each exposes register(app)
-COMMAND_MODULES = [
-    "greenprune.commands.models",
-    "greenprune.commands.measure",
-    "greenprune.commands.demo",
-    "greenprune.commands.recipe",
-    "greenprune.commands.tasks",
-    "greenprune.commands.weights",
-    "greenprune.commands.structure",
-    "greenprune.commands.alpine",
-]
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(app)
+# one module per area; each exposes register(app) (in this order: the order of `greenprune --help`)
+for _module in (models, measure, demo, recipe, tasks, weights, structure, alpine):
+    _module.register(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from greenprune.models.bundled import tiny_config
 from greenprune.models.config import model_config, num_layers
-from greenprune.models.embedded import tiny_config
 from greenprune.models.hub import ModelLoadError
 
 

@@ -106,10 +106,10 @@ def test_a_gguf_file_loads_as_transformers_reads_it(tiny_gguf):
 def test_embedded_gguf_is_dequantised_once_into_greenprune_cache(tiny_gguf, tmp_path, monkeypatch):
     import transformers
 
-    from greenprune.models import embedded, load_model
+    from greenprune.models import bundled, load_model
 
     monkeypatch.setenv("GREENPRUNE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(embedded, "smollm2_gguf", lambda: tiny_gguf)
+    monkeypatch.setattr(bundled, "smollm2_gguf", lambda: tiny_gguf)
     reads: list[str] = []
     real = transformers.AutoModelForCausalLM.from_pretrained.__func__
 
@@ -119,12 +119,12 @@ def test_embedded_gguf_is_dequantised_once_into_greenprune_cache(tiny_gguf, tmp_
         return real(cls, *args, **kwargs)
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", classmethod(counting))
-    first = embedded.smollm2_dir()
+    first = bundled.smollm2_dir()
     assert first == tmp_path / "cache" / "models" / "smollm2-135m"
     assert (first / "model.safetensors").is_file() and (first / "config.json").is_file()
     assert reads == [tiny_gguf.name]
     stamp = (first / "model.safetensors").stat().st_mtime_ns
-    assert embedded.smollm2_dir() == first and reads == [tiny_gguf.name]  # cached: the GGUF is not read again
+    assert bundled.smollm2_dir() == first and reads == [tiny_gguf.name]  # cached: the GGUF is not read again
     assert (first / "model.safetensors").stat().st_mtime_ns == stamp
     # the alias loads from that cache, and it holds the GGUF's (dequantised) weights
     alias = load_model("smollm2-135m", task="perplexity")

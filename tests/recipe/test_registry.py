@@ -28,7 +28,7 @@ class NoiseOptions(BaseModel):
 
 @pytest.fixture
 def noise_kind():
-    register_step("noise", lambda state, opts, ctx: None, "none", "greenprune.measure", modifies=True,
+    register_step("noise", lambda state, opts, ctx: None, "none", modifies=True,
                   options=NoiseOptions, label=lambda opts: f"noise{opts.scale}")
     try:
         yield
@@ -50,10 +50,10 @@ def test_a_registered_kind_is_a_recipe_step_without_touching_the_schema(noise_ki
 
 def test_replacing_a_kind_keeps_its_options_and_label_and_a_new_kind_needs_options(noise_kind) -> None:
     before = REGISTRY["noise"]
-    register_step("noise", lambda state, opts, ctx: "replaced", "none", "greenprune.measure", modifies=True)
+    register_step("noise", lambda state, opts, ctx: "replaced", "none", modifies=True)
     assert REGISTRY["noise"].options is NoiseOptions and REGISTRY["noise"].label is before.label
     with pytest.raises(ValueError, match="give its options model"):
-        register_step("no-options", lambda state, opts, ctx: None, "none", "greenprune.measure", modifies=False)
+        register_step("no-options", lambda state, opts, ctx: None, "none", modifies=False)
     assert "no-options" not in REGISTRY
 
 

@@ -89,7 +89,7 @@ original = steps.REGISTRY["prune"].run
 def dying(state, opts, ctx):
     original(state, opts, ctx)  # writes its checkpoint into the temporary folder
     os.kill(os.getpid(), signal.SIGKILL)
-steps.register_step("prune", dying, "checkpoint", "greenprune.weights", modifies=True)
+steps.register_step("prune", dying, "checkpoint", modifies=True)
 run_recipe({str(path)!r}, root={str(tmp_path / "killed")!r}, report=False)
 """
     env = {**os.environ, "GREENPRUNE_NO_PROGRESS": "1"}
@@ -132,20 +132,6 @@ except RunError as exc:
 def test_resume_of_a_non_run_folder_fails_clearly(tmp_path):
     with pytest.raises(RunError, match="not a greenprune run folder"):
         resume_run(tmp_path)
-
-
-def test_missing_area_fails_before_any_work(tmp_path, monkeypatch):
-    import dataclasses
-
-    from greenprune.recipe import steps
-
-    monkeypatch.setitem(steps.REGISTRY, "quantize",
-                        dataclasses.replace(steps.REGISTRY["quantize"], area="greenprune.no_such_area"))
-    path = tmp_path / "q.yaml"
-    path.write_text(RECIPE.replace("  - prune: {sparsity: 0.3, method: l1}\n", "  - quantize: {dtype: int8}\n"))
-    with pytest.raises(RunError, match=r"steps\[4\]\.quantize needs greenprune.no_such_area"):
-        run_recipe(path, root=tmp_path / "runs")
-    assert not (tmp_path / "runs").exists()
 
 
 def test_cli_rejects_a_malformed_recipe_before_any_work(tmp_path):

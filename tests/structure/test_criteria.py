@@ -9,7 +9,7 @@ from greenprune.models import load_model
 from greenprune.structure.calibration import calibration_batches
 from greenprune.structure.criteria import LAYER_IMPORTANCES, ChannelImportance, LayerImportance
 from greenprune.structure.ffn import FFNPruningConfig, prune_ffn, prune_linear
-from greenprune.structure.heads import HeadPruningConfig, prune_kv_groups
+from greenprune.structure.heads import KVGroupPruningConfig, prune_kv_groups
 from greenprune.structure.layers import LayerPruningConfig, LayerPruningError, layer_scores, prune_layers
 
 
@@ -35,7 +35,7 @@ def test_a_channel_importance_decides_which_ffn_neurons_and_kv_groups_stay(tiny)
     result = prune_ffn(lm.model, batches, FFNPruningConfig(fraction=0.25), importance=ByIndex())
     assert result.kept == [list(range(size - result.size_after, size))] * len(result.kept)
     kv = lm.model.config.num_key_value_heads
-    heads = prune_kv_groups(lm.model, batches, HeadPruningConfig(groups=1), importance=ByIndex())
+    heads = prune_kv_groups(lm.model, batches, KVGroupPruningConfig(groups=1), importance=ByIndex())
     assert heads.kept_groups == [list(range(1, kv))] * len(heads.kept_groups)
 
 
@@ -51,7 +51,7 @@ def test_a_registered_layer_importance_is_usable_by_name(tiny, monkeypatch) -> N
     lm, batches = tiny
     n = lm.model.config.num_hidden_layers
     assert layer_scores(lm.model, batches, "last-first") == {i: float(n - i) for i in range(n)}
-    result = prune_layers(lm.model, batches, LayerPruningConfig(n=2, metric="last-first"))  # type: ignore[arg-type]
+    result = prune_layers(lm.model, batches, LayerPruningConfig(remove=2, metric="last-first"))  # type: ignore[arg-type]
     assert result.removed == [n - 1, n - 2]
     with pytest.raises(LayerPruningError, match="expected one of: kl, bi, last-first"):
         layer_scores(lm.model, batches, "no-such-metric")

@@ -29,7 +29,7 @@ def test_qwen2_layer_and_ffn_pruning_reload(tiny_qwen2, tmp_path) -> None:
     with torch.no_grad():
         model.model.layers[1].self_attn.o_proj.weight.zero_()
         model.model.layers[1].mlp.down_proj.weight.zero_()
-    result = prune_layers(model, batches, LayerPruningConfig(n=1, metric="kl"))
+    result = prune_layers(model, batches, LayerPruningConfig(remove=1, metric="kl"))
     assert result.removed == [1]
     assert len(model.config.layer_types) == model.config.num_hidden_layers == 3
     prune_ffn(model, batches, FFNPruningConfig(fraction=0.5))

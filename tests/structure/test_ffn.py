@@ -8,7 +8,7 @@ import torch
 from greenprune.models import load_model
 from greenprune.structure.calibration import calibration_batches
 from greenprune.structure.ffn import FFNPruningConfig, FFNPruningError, ffn_scores, kept_size, prune_ffn
-from greenprune.structure.heads import HeadPruningConfig, HeadPruningError, group_scores, prune_kv_groups
+from greenprune.structure.heads import KVGroupPruningConfig, KVGroupPruningError, group_scores, prune_kv_groups
 
 from .conftest import reload_plain
 
@@ -34,7 +34,7 @@ def test_zero_fraction_is_bit_identical(tiny) -> None:
     assert torch.equal(_logits(lm.model, ids), before)
     assert all(torch.equal(v, weights[k]) for k, v in lm.model.state_dict().items())
     assert result.size_after == result.size_before
-    prune_kv_groups(lm.model, batches, HeadPruningConfig(groups=0))
+    prune_kv_groups(lm.model, batches, KVGroupPruningConfig(groups=0))
     assert torch.equal(_logits(lm.model, ids), before)
 
 
@@ -82,7 +82,7 @@ def test_kv_group_pruning_matches_masked_model(tiny, tmp_path) -> None:
             layer.self_attn.o_proj.weight[:, 32:] = 0.0  # 4 heads × 16 dims, 2 heads per group
     ids = batches[0]["input_ids"]
     before = _logits(model, ids)
-    result = prune_kv_groups(model, batches, HeadPruningConfig(groups=1))
+    result = prune_kv_groups(model, batches, KVGroupPruningConfig(groups=1))
     assert result.kept_groups == [[0]] * 4
     assert (model.config.num_attention_heads, model.config.num_key_value_heads, model.config.head_dim) == (2, 1, 16)
     torch.testing.assert_close(_logits(model, ids), before, rtol=1e-5, atol=1e-5)
@@ -101,5 +101,5 @@ def test_bad_ffn_and_head_requests(tiny) -> None:
     with pytest.raises(FFNPruningError, match="target size"):
         kept_size(128, FFNPruningConfig(fraction=None, target_size=500))
     assert kept_size(1536, FFNPruningConfig(fraction=0.2, multiple_of=64)) == 1216
-    with pytest.raises(HeadPruningError, match="KV groups"):
-        prune_kv_groups(lm.model, batches, HeadPruningConfig(groups=2))
+    with pytest.raises(KVGroupPruningError, match="KV groups"):
+        prune_kv_groups(lm.model, batches, KVGroupPruningConfig(groups=2))

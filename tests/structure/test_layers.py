@@ -42,7 +42,7 @@ def test_identity_layer_is_removed_first(tiny, metric: str) -> None:
     scores = layer_scores(lm.model, batches, metric)
     assert scores[2] == pytest.approx(0.0, abs=1e-6)
     assert all(scores[i] > 1e-4 for i in (0, 1, 3))
-    result = prune_layers(lm.model, batches, LayerPruningConfig(n=2, metric=metric))
+    result = prune_layers(lm.model, batches, LayerPruningConfig(remove=2, metric=metric))
     assert result.removed[0] == 2
     assert len(result.rounds) == 2  # re-scored after the first removal
     assert lm.model.config.num_hidden_layers == 2
@@ -70,7 +70,7 @@ def test_zero_layers_is_bit_identical(tiny) -> None:
     ids = batches[0]["input_ids"]
     with torch.no_grad():
         before = lm.model(input_ids=ids).logits
-    result = prune_layers(lm.model, batches, LayerPruningConfig(n=0))
+    result = prune_layers(lm.model, batches, LayerPruningConfig(remove=0))
     with torch.no_grad():
         after = lm.model(input_ids=ids).logits
     assert torch.equal(before, after)
@@ -80,19 +80,19 @@ def test_zero_layers_is_bit_identical(tiny) -> None:
 def test_bad_requests(tiny) -> None:
     lm, batches = tiny
     with pytest.raises(LayerPruningError, match="metric"):
-        prune_layers(lm.model, batches, LayerPruningConfig(n=1, metric="cosine"))  # type: ignore[arg-type]
+        prune_layers(lm.model, batches, LayerPruningConfig(remove=1, metric="cosine"))  # type: ignore[arg-type]
     with pytest.raises(LayerPruningError, match="cannot remove"):
-        prune_layers(lm.model, batches, LayerPruningConfig(n=4))
+        prune_layers(lm.model, batches, LayerPruningConfig(remove=4))
     with pytest.raises(LayerPruningError, match="out of range"):
         remove_layers(lm.model, [7])
     enc = load_model("tiny-bert")
     with pytest.raises(LayerPruningError, match="decoder"):
-        prune_layers(enc.model, batches, LayerPruningConfig(n=1))
+        prune_layers(enc.model, batches, LayerPruningConfig(remove=1))
 
 
 def test_layer_pruned_checkpoint_loads_without_greenprune(tiny, tmp_path) -> None:
     lm, batches = tiny
-    result = prune_layers(lm.model, batches, LayerPruningConfig(n=1, metric="bi"))
+    result = prune_layers(lm.model, batches, LayerPruningConfig(remove=1, metric="bi"))
     lm.model.save_pretrained(tmp_path)
     ids = batches[0]["input_ids"][:1, :12]
     with torch.no_grad():

@@ -41,7 +41,7 @@ def test_budget_keeps_the_bug_within_128_minilm_word_pieces(splits):
     try:
         from transformers import AutoTokenizer
 
-        from greenprune.models.embedded import minilm_dir
+        from greenprune.models.bundled import minilm_dir
 
         tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
     except Exception as exc:  # pragma: no cover - the embedded model package is a dependency

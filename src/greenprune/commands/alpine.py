@@ -66,16 +66,21 @@ def alpine(
     quiet_libraries()
     with user_errors():
         from greenprune.tokens.config import AlpineConfig
-        from greenprune.tokens.experiment import AlpineExperiment, Protocol, save_experiment, static_ratio_matching
+        from greenprune.tokens.experiment import (
+            AlpineExperiment,
+            ExperimentPlan,
+            save_experiment,
+            static_ratio_matching,
+        )
 
         config = AlpineConfig(layers=_layers(layers), alpha=alpha, rule=rule, ratio=ratio, merge=merge)  # type: ignore[arg-type]
         _check_layers(config, layers, model)  # before the baseline is loaded and fine-tuned
         if finetune_alpine and not finetune:
             raise typer.BadParameter("--finetune-alpine needs --finetune")
-        protocol = Protocol(task=task, data=data, size=size, seed=seed, finetune=finetune, epochs=epochs, lr=lr,
+        plan = ExperimentPlan(task=task, data=data, size=size, seed=seed, finetune=finetune, epochs=epochs, lr=lr,
                             batch_size=batch_size, max_length=max_length, limit=limit, cost_batches=cost_batches,
                             rounds=rounds, energy=energy)
-        exp = AlpineExperiment(model, protocol, log=lambda m: console.print(f"[dim]{m}[/]"))
+        exp = AlpineExperiment(model, plan, log=lambda m: console.print(f"[dim]{m}[/]"))
         name = f"{config.rule}-{layers}"
         results = [exp.run(name, config)]
         if static_match and config.rule == "adaptive":

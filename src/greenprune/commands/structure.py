@@ -34,7 +34,7 @@ def structure(
     with user_errors():
         import copy
 
-        from greenprune.checkpoint import check_output_target
+        from greenprune.checkpoint import check_output_target, save_hf
         from greenprune.models import load_model
         from greenprune.recover import RecoveryConfig, load_pairs, recover, stdlib_pairs
         from greenprune.structure.card import model_card
@@ -45,7 +45,6 @@ def structure(
             StructureConfig,
             read_corpus,
             run_structure,
-            save_pruned,
         )
 
         if metric not in METRICS:
@@ -71,7 +70,9 @@ def structure(
             corpus = read_corpus(vocab, limit=200) if vocab else None
             report.measurements = measure_before_after(baseline, base_tok, pruned, tokenizer, report.kept_ids,
                                                        corpus, eval_texts=eval_texts, energy=energy)
-        save_pruned(pruned, tokenizer, target, model_card(model, report, command_line()), report, overwrite=overwrite)
+        card = model_card(model, report, command_line())
+        save_hf(pruned, tokenizer, target, kind="structure", overwrite=overwrite,
+                files={"README.md": card, "structure.json": report.to_json() + "\n"})
     console.print(f"[green]wrote[/] {target}: {report.params_before:,} → {report.params_after:,} parameters")
     for step in report.steps:
         console.print(f"  {step['step']}")

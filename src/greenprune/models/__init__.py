@@ -1,6 +1,6 @@
 """Model hub: embedded aliases, local folders, GGUF files and hub ids → (model, tokenizer)."""
 
-from greenprune.models.embedded import EMBEDDED, EmbeddedModelMissingError
+from greenprune.models.bundled import EMBEDDED, EmbeddedModelMissingError
 from greenprune.models.families import (
     FAMILIES,
     Family,

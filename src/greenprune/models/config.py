@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from greenprune.models.embedded import EMBEDDED, tiny_config
+from greenprune.models.bundled import EMBEDDED, tiny_config
 from greenprune.models.families import UnsupportedModelError, family_of
 from greenprune.models.hub import ModelLoadError, family_for_load, hub_reachable, resolve_spec
 

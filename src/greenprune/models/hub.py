@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from greenprune.checkpoint import check_checkpoint_folder
+from greenprune.models.bundled import EMBEDDED, strip_gguf_quantization, tiny_config, tiny_tokenizer_dir
 from greenprune.models.checks import (
     ModelLoadError,
     check_gguf,
@@ -27,7 +28,6 @@ from greenprune.models.checks import (
     check_weights_folder,
     convert_hint,
 )
-from greenprune.models.embedded import EMBEDDED, strip_gguf_quantization, tiny_config, tiny_tokenizer_dir
 from greenprune.models.families import FAMILIES, Family, UnsupportedModelError, family_of, supported_model_types
 
 HEADS = ("classification", "causal-lm", "base")

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from greenprune.models.bundled import EMBEDDED, EmbeddedModelMissingError, tiny_config
 from greenprune.models.config import num_layers
-from greenprune.models.embedded import EMBEDDED, EmbeddedModelMissingError, tiny_config
 
 
 @dataclass(frozen=True)

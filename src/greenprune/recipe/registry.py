@@ -34,7 +34,6 @@ class StepKind:
     name: str
     run: StepFn
     restore: str
-    area: str  # module it needs (for preflight messages)
     modifies: bool
     on_restore: RestoreFn | None = None
     options: type | None = None  # pydantic model or (pydantic-validatable) dataclass of the step's options
@@ -49,7 +48,7 @@ REGISTRY: dict[str, StepKind] = {}
 
 
 def register_step(
-    name: str, run: StepFn, restore: str, area: str, *, modifies: bool, options: type | None = None,
+    name: str, run: StepFn, restore: str, *, modifies: bool, options: type | None = None,
     label: LabelFn | None = None, on_restore: RestoreFn | None = None,
 ) -> StepKind:
     """Add (or replace) a step kind. Replacing an existing kind keeps its options model and label unless given."""
@@ -61,7 +60,7 @@ def register_step(
             raise ValueError(f"step kind {name!r}: give its options model (options=...)")
         options = previous.options
         label = label if label is not None else previous.label
-    REGISTRY[name] = kind = StepKind(name, run, restore, area, modifies, on_restore, options, label)
+    REGISTRY[name] = kind = StepKind(name, run, restore, modifies, on_restore, options, label)
     return kind
 
 

@@ -20,12 +20,12 @@ from greenprune.recipe.executors import SequentialExecutor
 from greenprune.recipe.grid import Unit, expand
 from greenprune.recipe.options import EvaluateStep, RecoverStep
 from greenprune.recipe.paths import format_path
-from greenprune.recipe.registry import REGISTRY
 from greenprune.recipe.schema import Recipe, RecipeError, parse_recipe
 from greenprune.recipe.steps import resolve_task
 from greenprune.report import build_report
 from greenprune.run_folder import RunError, check_writable_folder, new_run_dir, read_resolved, run_lock
 from greenprune.structure.pipeline import StructureConfig
+from greenprune.tasks.formats import looks_like_hub_id
 from greenprune.tokens.config import AlpineConfig
 
 
@@ -49,32 +49,6 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[Recipe, list[Unit]]:
     data = read_resolved(run_dir)
     recipe = Recipe.model_validate(data["recipe"])
     return recipe, [Unit.model_validate(u) for u in data["units"]]
-
-
-def preflight(units: list[Unit], recipe: Recipe | None = None) -> None:
-    """Fail before any work if a step's area is missing from this installation, or (see `check_inputs`) if a
-    model, task, data path or layer range of the recipe cannot work."""
-    import importlib
-
-    problems = []
-    for unit in units:
-        for i, step in enumerate(unit.spec.steps):
-            area = REGISTRY[step.kind].area
-            try:
-                importlib.import_module(area)
-            except ImportError as exc:
-                problems.append(f"{unit.id}: steps[{i}].{step.kind} needs {area}, which is not available ({exc})")
-    if problems:
-        raise RunError("cannot run this recipe here:\n" + "\n".join(sorted(set(problems))))
-    check_inputs(units, recipe)
-
-
-def _looks_like_hub_id(source: str) -> bool:
-    try:
-        from greenprune.tasks.formats import looks_like_hub_id
-    except ImportError:
-        return False
-    return looks_like_hub_id(source)
 
 
 def check_inputs(units: list[Unit], recipe: Recipe | None = None) -> None:
@@ -102,7 +76,7 @@ def check_inputs(units: list[Unit], recipe: Recipe | None = None) -> None:
         path = Path(source).expanduser()
         if file_only and not path.is_file():
             problems.append(f"{where(unit, loc)}: {source}: no such file")
-        elif not file_only and not path.exists() and not _looks_like_hub_id(source):  # a hub id loads online
+        elif not file_only and not path.exists() and not looks_like_hub_id(source):  # a hub id loads online
             problems.append(f"{where(unit, loc)}: {source}: no such file or folder")
 
     for unit in units:
@@ -154,9 +128,9 @@ def run_recipe(
             raise RecipeError(f"{path}: no such recipe file")
         text = path.read_text(encoding="utf-8")
         recipe = parse_recipe(text, source)
-    check_writable_folder(root)  # before the preflight loads model configs, and long before any step runs
+    check_writable_folder(root)  # before check_inputs loads model configs, and long before any step runs
     units = expand(recipe)
-    preflight(units, recipe)
+    check_inputs(units, recipe)
     run_dir = start_run(recipe, text, root, source)
     _execute(run_dir, units, executor, command, report)
     return run_dir
@@ -170,7 +144,7 @@ def resume_run(run_dir: str | os.PathLike[str], *, executor: Any = None, command
     check_writable_folder(run_dir, "run folder")
     with contextlib.suppress(GreenpruneError, OSError):  # the file as written, for file:line in preflight errors
         recipe = parse_recipe((run_dir / "recipe.yaml").read_text(encoding="utf-8"), str(run_dir / "recipe.yaml"))
-    preflight(units, recipe)
+    check_inputs(units, recipe)
     _execute(run_dir, units, executor, command, report)
     return run_dir
 
@@ -183,4 +157,4 @@ def _execute(run_dir: Path, units: list[Unit], executor: Any, command: str, repo
             build_report([run_dir], run_dir / "report")
 
 
-__all__ = ["RunError", "check_inputs", "load_run", "preflight", "resume_run", "run_recipe", "start_run"]
+__all__ = ["RunError", "check_inputs", "load_run", "resume_run", "run_recipe", "start_run"]

@@ -1,8 +1,7 @@
 """The built-in step kinds: each is a function from the pipeline state to a new state plus a record, registered
 once (`register_step` below) with its options model, how it restores on resume, and its stack label.
 
-Steps call the other areas' public APIs (tasks, tokens, weights, structure, quantize, recover, measure); a step
-whose area is not installed fails with a clear error naming the missing module, never silently.
+Steps call the other areas' public APIs (tasks, tokens, weights, structure, quantize, recover, measure).
 Each kind also says how a resumed run gets its model back without redoing the work: from the checkpoint the step
 wrote (`checkpoint`), by re-applying a cheap deterministic transform (`replay`), or not at all (`none`).
 """
@@ -11,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from greenprune.errors import GreenpruneError
+from greenprune.measure import compare, measure_cost
 from greenprune.measure.records import Comparison, ResultRecord
+from greenprune.quantize import quantize
 from greenprune.recipe.options import (
     EvaluateStep,
     FinetuneStep,
@@ -32,7 +32,10 @@ from greenprune.recipe.options import (
 )
 from greenprune.recipe.registry import REGISTRY, StepKind, dump_options, register_step
 from greenprune.structure.pipeline import TASK_CORPUS, StructureConfig
+from greenprune.tasks import Splits, Task, TrainConfig, get_task
+from greenprune.tokens import detach
 from greenprune.tokens.config import AlpineConfig
+from greenprune.weights import WeightPruningConfig, make_permanent, prune
 
 if TYPE_CHECKING:
     from greenprune.recipe.grid import Unit
@@ -41,23 +44,6 @@ if TYPE_CHECKING:
 
 class StepError(GreenpruneError, RuntimeError):
     """A step cannot run on this model / task; the message names the step and why."""
-
-
-class StepUnavailableError(StepError):
-    """A step's area (module) is not part of this installation yet."""
-
-
-def need(module: str, *names: str, step: str) -> Any:
-    """Import `names` from `module`, or fail saying which step needed what."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        raise StepUnavailableError(f"step {step!r} needs {module}, which is not available here ({exc})") from exc
-    missing = [n for n in names if not hasattr(mod, n)]
-    if missing:
-        raise StepUnavailableError(f"step {step!r} needs {module}.{', '.join(missing)}, which is not available here")
-    values = [getattr(mod, n) for n in names]
-    return values[0] if len(values) == 1 else values
 
 
 # extra task sources tried before greenprune.tasks (custom tasks of a user, toy tasks of tests)
@@ -75,7 +61,6 @@ def resolve_task(name: str) -> Any:
         task = provider(name)
         if task is not None:
             return task
-    get_task = need("greenprune.tasks", "get_task", step="task")
     return get_task(name)
 
 
@@ -86,8 +71,8 @@ class State:
     unit: Unit
     model: nn.Module
     tokenizer: Any
-    task: Any  # greenprune.tasks Task
-    splits: Any  # greenprune.tasks Splits
+    task: Task
+    splits: Splits
     label: str = "baseline"
     baseline: nn.Module | None = None  # the model before the first modifying step
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # stack label → quality metrics
@@ -135,7 +120,6 @@ def _with_plugins_detached(state: State, action: Callable[[], Any]) -> Any:
     """Run `action` with ALPINE switched off (checkpoints and structural surgery want the plain HF model)."""
     if not state.plugins:
         return action()
-    detach = need("greenprune.tokens", "detach", step="alpine")
     detach(state.model)
     try:
         return action()
@@ -144,7 +128,7 @@ def _with_plugins_detached(state: State, action: Callable[[], Any]) -> Any:
             _attach_alpine(state, plugin)
 
 
-def save_checkpoint(state: State, folder: Path) -> None:
+def write_step_checkpoint(state: State, folder: Path) -> None:
     """A plain HF checkpoint (safetensors + tokenizer) that `from_pretrained` reloads without greenprune."""
     if state.quantized:
         raise StepError("a dynamically quantised model has no plain HF checkpoint; quantize should be a late step")
@@ -174,7 +158,6 @@ def snapshot_baseline(state: State) -> None:
 
 
 def run_finetune(state: State, opts: FinetuneStep, ctx: StepContext) -> StepOutput:
-    train_config_cls = need("greenprune.tasks.base", "TrainConfig", step="finetune")
     splits = state.splits
     if opts.limit or state.unit.spec.data.limit_train:
         limit = opts.limit or state.unit.spec.data.limit_train
@@ -182,7 +165,7 @@ def run_finetune(state: State, opts: FinetuneStep, ctx: StepContext) -> StepOutp
         splits.train = list(splits.train[:limit])
     if not splits.train:
         raise StepError(f"finetune: task {state.unit.spec.task!r} has no training examples in this data")
-    config = train_config_cls(
+    config = TrainConfig(
         epochs=opts.epochs, lr=opts.lr, batch_size=opts.batch_size, max_length=opts.max_length,
         seed=state.unit.seed, eval_limit=state.unit.spec.data.limit_eval,
     )
@@ -190,7 +173,7 @@ def run_finetune(state: State, opts: FinetuneStep, ctx: StepContext) -> StepOutp
     result = state.task.finetune(state.model, state.tokenizer, splits, config)
     state.model = result.model
     state.model.eval()
-    save_checkpoint(state, ctx.out_dir / "model")
+    write_step_checkpoint(state, ctx.out_dir / "model")
     metrics = {f"valid.{k}": float(v) for k, v in result.best_metrics.items()}
     metrics["train_seconds"] = time.perf_counter() - start
     record = _record(state, "finetune", opts, ctx, metrics=metrics, artifacts={"checkpoint": "model"},
@@ -211,7 +194,7 @@ def run_recover(state: State, opts: RecoverStep, ctx: StepContext) -> StepOutput
         state, lambda: recover(state.model, state.tokenizer, pairs, config, data_name=opts.data))
     state.model = result.model
     state.model.eval()
-    save_checkpoint(state, ctx.out_dir / "model")
+    write_step_checkpoint(state, ctx.out_dir / "model")
     summary = result.summary()
     metrics = {"train_seconds": time.perf_counter() - start}
     for key in ("loss_first", "loss_last"):
@@ -247,17 +230,14 @@ def _alpine_label(opts: AlpineConfig) -> str:
 
 
 def run_prune(state: State, opts: PruneStep, ctx: StepContext) -> StepOutput:
-    prune, config_cls, make_permanent = need(
-        "greenprune.weights", "prune", "WeightPruningConfig", "make_permanent", step="prune"
-    )
     if state.quantized:
         raise StepError("prune: the model is already quantised; put quantize after prune")
-    config = config_cls(method=opts.method, scope=opts.scope, granularity=opts.granularity, sparsity=opts.sparsity,
-                        seed=state.unit.seed)
+    config = WeightPruningConfig(method=opts.method, scope=opts.scope, granularity=opts.granularity,
+                                 sparsity=opts.sparsity, seed=state.unit.seed)
     report = prune(state.model, config)
     if opts.permanent:
         make_permanent(state.model)
-    save_checkpoint(state, ctx.out_dir / "model")
+    write_step_checkpoint(state, ctx.out_dir / "model")
     metrics = {"sparsity_targeted": float(report.sparsity), "sparsity_model": float(report.model_sparsity)}
     return StepOutput(
         _record(state, "prune", opts, ctx, metrics=metrics, artifacts={"checkpoint": "model"}), checkpoint="model"
@@ -299,7 +279,7 @@ def run_structure(state: State, opts: StructureConfig, ctx: StepContext) -> Step
     before = sum(p.numel() for p in state.model.parameters())
     encoder = family_of(state.model).kind != "decoder"
 
-    def prune() -> Any:
+    def prune_structure() -> Any:
         return structural_pipeline(
             state.model, state.tokenizer, opts,
             vocab_texts=_corpus_texts(state) if opts.vocab_corpus == TASK_CORPUS else None,
@@ -307,7 +287,7 @@ def run_structure(state: State, opts: StructureConfig, ctx: StepContext) -> Step
             calibration_name=f"{state.unit.spec.task} examples" if encoder else "",
         )
 
-    state.model, state.tokenizer, report = _with_plugins_detached(state, prune)
+    state.model, state.tokenizer, report = _with_plugins_detached(state, prune_structure)
     state.model.eval()
     notes: list[str] = []
     metrics: dict[str, float] = {}
@@ -323,7 +303,7 @@ def run_structure(state: State, opts: StructureConfig, ctx: StepContext) -> Step
         elif step["step"] == "kv_groups":
             notes.append(f"KV heads {step['kv_heads'][0]} → {step['kv_heads'][1]} per layer")
     metrics["params_ratio"] = sum(p.numel() for p in state.model.parameters()) / before
-    save_checkpoint(state, ctx.out_dir / "model")
+    write_step_checkpoint(state, ctx.out_dir / "model")
     return StepOutput(
         _record(state, "structure", opts, ctx, metrics=metrics, notes=notes, artifacts={"checkpoint": "model"}),
         checkpoint="model",
@@ -334,7 +314,6 @@ def run_structure(state: State, opts: StructureConfig, ctx: StepContext) -> Step
 
 
 def _quantize(state: State, opts: QuantizeStep) -> None:
-    quantize = need("greenprune.quantize", "quantize", step="quantize")
     state.model = quantize(state.model, opts.dtype, inplace=True)
     state.model.eval()
     state.quantized = opts.dtype == "int8"
@@ -398,7 +377,6 @@ def _measure_batches(state: State, opts: MeasureStep) -> list[dict[str, Any]]:
 def run_measure(state: State, opts: MeasureStep, ctx: StepContext) -> StepOutput:
     from greenprune.measure.profile import profile_metrics
 
-    measure_cost, compare = need("greenprune.measure", "measure_cost", "compare", step="measure")
     label = opts.label or ctx.label
     batches = _measure_batches(state, opts)
     quality = dict(state.metrics.get(label, {}))
@@ -431,20 +409,20 @@ def _prune_label(opts: PruneStep) -> str:
     return f"{opts.method}-{round(opts.sparsity * 100)}%"
 
 
-register_step("finetune", run_finetune, "checkpoint", "greenprune.tasks", modifies=False, options=FinetuneStep)
-register_step("alpine", run_alpine, "replay", "greenprune.tokens", modifies=True, options=AlpineConfig,
+register_step("finetune", run_finetune, "checkpoint", modifies=False, options=FinetuneStep)
+register_step("alpine", run_alpine, "replay", modifies=True, options=AlpineConfig,
               label=_alpine_label)
-register_step("prune", run_prune, "checkpoint", "greenprune.weights", modifies=True, options=PruneStep,
+register_step("prune", run_prune, "checkpoint", modifies=True, options=PruneStep,
               label=_prune_label)
-register_step("structure", run_structure, "checkpoint", "greenprune.structure", modifies=True,
+register_step("structure", run_structure, "checkpoint", modifies=True,
               options=StructureConfig, label=StructureConfig.label)
-register_step("quantize", run_quantize, "replay", "greenprune.quantize", modifies=True, options=QuantizeStep,
+register_step("quantize", run_quantize, "replay", modifies=True, options=QuantizeStep,
               label=lambda opts: opts.dtype)
-register_step("recover", run_recover, "checkpoint", "greenprune.recover", modifies=True, options=RecoverStep,
+register_step("recover", run_recover, "checkpoint", modifies=True, options=RecoverStep,
               label=lambda opts: opts.method)
-register_step("evaluate", run_evaluate, "none", "greenprune.tasks", modifies=False, options=EvaluateStep,
+register_step("evaluate", run_evaluate, "none", modifies=False, options=EvaluateStep,
               on_restore=restore_evaluate)
-register_step("measure", run_measure, "none", "greenprune.measure", modifies=False, options=MeasureStep)
+register_step("measure", run_measure, "none", modifies=False, options=MeasureStep)
 
 
 def replay(state: State, step: StepSpec, ctx: StepContext, record: ResultRecord | Comparison) -> None:
@@ -464,6 +442,16 @@ def replay(state: State, step: StepSpec, ctx: StepContext, record: ResultRecord 
 
 
 __all__ = [
-    "REGISTRY", "State", "StepContext", "StepError", "StepKind", "StepOutput", "StepUnavailableError", "need",
-    "register_step", "register_task_provider", "replay", "resolve_task", "save_checkpoint", "snapshot_baseline",
+    "REGISTRY",
+    "State",
+    "StepContext",
+    "StepError",
+    "StepKind",
+    "StepOutput",
+    "register_step",
+    "register_task_provider",
+    "replay",
+    "resolve_task",
+    "snapshot_baseline",
+    "write_step_checkpoint",
 ]

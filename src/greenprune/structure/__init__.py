@@ -6,7 +6,7 @@ reloads without greenprune.
 
 from greenprune.structure.calibration import CalibrationError, calibration_batches, stdlib_code
 from greenprune.structure.ffn import FFNPruningConfig, FFNPruningError, FFNPruningResult, ffn_scores, prune_ffn
-from greenprune.structure.heads import HeadPruningConfig, HeadPruningError, HeadPruningResult, prune_kv_groups
+from greenprune.structure.heads import KVGroupPruningConfig, KVGroupPruningError, KVGroupPruningResult, prune_kv_groups
 from greenprune.structure.layers import (
     LayerPruningConfig,
     LayerPruningError,
@@ -18,8 +18,8 @@ from greenprune.structure.layers import (
 from greenprune.structure.vocab import VocabPruningConfig, VocabPruningError, VocabPruningResult, prune_vocab
 
 __all__ = [
-    "CalibrationError", "FFNPruningConfig", "FFNPruningError", "FFNPruningResult", "HeadPruningConfig",
-    "HeadPruningError", "HeadPruningResult", "LayerPruningConfig", "LayerPruningError", "LayerPruningResult",
+    "CalibrationError", "FFNPruningConfig", "FFNPruningError", "FFNPruningResult", "KVGroupPruningConfig",
+    "KVGroupPruningError", "KVGroupPruningResult", "LayerPruningConfig", "LayerPruningError", "LayerPruningResult",
     "VocabPruningConfig", "VocabPruningError", "VocabPruningResult", "calibration_batches", "ffn_scores",
     "layer_scores", "prune_ffn", "prune_kv_groups", "prune_layers", "prune_vocab", "remove_layers", "stdlib_code",
 ]

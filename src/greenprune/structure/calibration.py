@@ -6,10 +6,8 @@ padding out of the statistics.
 
 from __future__ import annotations
 
-import sysconfig
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,20 +24,13 @@ class CalibrationError(GreenpruneError, ValueError):
 def stdlib_code(limit: int = 40, skip: int = 0, split: str = "train") -> list[str]:
     """Real Python nobody here wrote: the standard library of the running interpreter, in a fixed order.
 
-    Uses the shared corpus (`greenprune.tasks.corpus.stdlib_functions`, split by file) when it is installed, so
-    calibration (`train`) and evaluation (`test`) never share a file; otherwise whole stdlib modules.
+    Functions of the shared corpus (`greenprune.tasks.corpus.stdlib_functions`), split by file, so calibration
+    (`train`) and evaluation (`test`) never share a file.
     """
-    try:
-        from greenprune.tasks.corpus import stdlib_functions
-    except ImportError:
-        stdlib_functions = None  # type: ignore[assignment]
-    if stdlib_functions is not None:
-        functions = stdlib_functions(0)[split]
-        return [f.source for f in functions[skip : skip + limit]]
-    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
-    if split == "test":
-        files = files[::-1]
-    return [p.read_text(encoding="utf-8", errors="replace") for p in files[skip : skip + limit]]
+    from greenprune.tasks.corpus import stdlib_functions
+
+    functions = stdlib_functions(0)[split]
+    return [f.source for f in functions[skip : skip + limit]]
 
 
 def calibration_batches(

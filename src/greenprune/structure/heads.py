@@ -27,19 +27,19 @@ from greenprune.structure.criteria import ChannelImportance, InputWeightedImport
 from greenprune.structure.ffn import prune_linear
 
 
-class HeadPruningError(GreenpruneError, ValueError):
+class KVGroupPruningError(GreenpruneError, ValueError):
     """A head-pruning request that cannot be met."""
 
 
 @dataclass(frozen=True)
-class HeadPruningConfig:
+class KVGroupPruningConfig:
     """Remove `groups` KV groups from every decoder layer."""
 
     groups: int = 1
 
 
 @dataclass
-class HeadPruningResult:
+class KVGroupPruningResult:
     model: nn.Module
     kv_heads_before: int
     kv_heads_after: int
@@ -61,7 +61,7 @@ class HeadPruningResult:
 def _geometry(model: nn.Module) -> HeadGeometry:
     fam = family_of(model)
     if fam.kind != "decoder":
-        raise HeadPruningError(f"KV-group pruning supports decoder LLMs, not {model.config.model_type!r}")
+        raise KVGroupPruningError(f"KV-group pruning supports decoder LLMs, not {model.config.model_type!r}")
     return fam.head_geometry(model.config)
 
 
@@ -85,7 +85,7 @@ def slice_groups(model: nn.Module, kept_groups: list[list[int]]) -> nn.Module:
     layers = fam.layers(model)
     sizes = {len(g) for g in kept_groups}
     if len(kept_groups) != len(layers) or len(sizes) != 1 or 0 in sizes:
-        raise HeadPruningError(f"need one equally sized, non-empty group list per layer; got sizes {sorted(sizes)}")
+        raise KVGroupPruningError(f"need one equally sized, non-empty group list per layer; got sizes {sorted(sizes)}")
     for layer, groups in zip(layers, kept_groups, strict=True):
         kv_index = torch.cat([torch.arange(g * head_dim, (g + 1) * head_dim) for g in groups])
         q_index = torch.cat(
@@ -102,27 +102,27 @@ def slice_groups(model: nn.Module, kept_groups: list[list[int]]) -> nn.Module:
 
 
 def prune_kv_groups(
-    model: nn.Module, calib: Iterable[Batch], config: HeadPruningConfig | None = None, *,
+    model: nn.Module, calib: Iterable[Batch], config: KVGroupPruningConfig | None = None, *,
     importance: ChannelImportance | None = None,
-) -> HeadPruningResult:
+) -> KVGroupPruningResult:
     """Remove the `config.groups` least important KV groups of every decoder layer (in place), by `importance`."""
-    config = config or HeadPruningConfig()
+    config = config or KVGroupPruningConfig()
     geo = _geometry(model)
     heads, kv = geo.heads, geo.kv_heads
     before = total_parameters(model)
     n_layers = len(family_of(model).layers(model))
     if not 0 <= config.groups < kv:
-        raise HeadPruningError(f"can remove 0..{kv - 1} of {kv} KV groups, not {config.groups}")
+        raise KVGroupPruningError(f"can remove 0..{kv - 1} of {kv} KV groups, not {config.groups}")
     if config.groups == 0:
-        return HeadPruningResult(model, kv, kv, heads, heads, [list(range(kv))] * n_layers, before, before)
+        return KVGroupPruningResult(model, kv, kv, heads, heads, [list(range(kv))] * n_layers, before, before)
     scores = group_scores(model, calib, importance)
     kept = [sorted(torch.topk(s, kv - config.groups).indices.tolist()) for s in scores]
     slice_groups(model, kept)
     after = total_parameters(model)
-    return HeadPruningResult(
+    return KVGroupPruningResult(
         model, kv, model.config.num_key_value_heads, heads, model.config.num_attention_heads, kept, before, after
     )
 
 
-__all__ = ["HeadPruningConfig", "HeadPruningError", "HeadPruningResult", "group_scores", "prune_kv_groups",
+__all__ = ["KVGroupPruningConfig", "KVGroupPruningError", "KVGroupPruningResult", "group_scores", "prune_kv_groups",
            "slice_groups"]

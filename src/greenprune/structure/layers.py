@@ -41,10 +41,10 @@ class LayerPruningConfig:
     """How many decoder layers to remove and how to choose them.
 
     `protect` lists original layer indices never removed (the first and last layers often matter most for
-    the embedding/unembedding geometry); `rescore=False` ranks once and removes the n lowest (faster, worse).
+    the embedding/unembedding geometry); `rescore=False` ranks once and removes the `remove` lowest (faster, worse).
     """
 
-    n: int = 4
+    remove: int = 4  # how many layers go
     metric: Metric = "kl"
     rescore: bool = True
     protect: tuple[int, ...] = ()
@@ -241,26 +241,26 @@ def remove_layers(model: nn.Module, indices: Iterable[int]) -> nn.Module:
 def prune_layers(
     model: nn.Module, calib: Iterable[Batch], config: LayerPruningConfig | None = None
 ) -> LayerPruningResult:
-    """Greedily remove `config.n` decoder layers (in place), re-scoring after each removal."""
+    """Greedily remove `config.remove` decoder layers (in place), re-scoring after each removal."""
     config = config or LayerPruningConfig()
     importance = layer_importance(config.metric)
     n_layers = len(_decoder_layers(model))
     removable = n_layers - len({i for i in config.protect if 0 <= i < n_layers})
-    if config.n < 0 or config.n > removable or config.n >= n_layers:
+    if config.remove < 0 or config.remove > removable or config.remove >= n_layers:
         raise LayerPruningError(
-            f"cannot remove {config.n} of {n_layers} layers (protected: {sorted(set(config.protect))})"
+            f"cannot remove {config.remove} of {n_layers} layers (protected: {sorted(set(config.protect))})"
         )
     params_before = total_parameters(model)
     original = list(range(n_layers))  # original index of each current position
     result = LayerPruningResult(model, [], original, config.metric, params_before=params_before)
-    if config.n == 0:
+    if config.remove == 0:
         result.params_after = params_before
         return result
     batches = as_batches(calib)
     was_training = model.training
     model.eval()
     ranking: list[int] | None = None
-    for _ in progress(range(config.n), desc=f"greedy layer removal ({config.metric})"):
+    for _ in progress(range(config.remove), desc=f"greedy layer removal ({config.metric})"):
         if ranking is None or config.rescore:
             scores = importance.layer_scores(model, batches)
             result.rounds.append({original[pos]: s for pos, s in scores.items()})

@@ -7,7 +7,6 @@ with the pruned tokenizer; recovery comes last so it repairs the combined damage
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from greenprune.errors import GreenpruneError
 from greenprune.measure.size import total_parameters
 from greenprune.structure.calibration import calibration_batches, stdlib_code
 from greenprune.structure.ffn import FFNPruningConfig, prune_ffn
-from greenprune.structure.heads import HeadPruningConfig, prune_kv_groups
+from greenprune.structure.heads import KVGroupPruningConfig, prune_kv_groups
 from greenprune.structure.layers import LayerPruningConfig, prune_layers
 from greenprune.structure.vocab import VocabPruningConfig, prune_vocab
 
@@ -170,7 +169,7 @@ def run_structure(
         calib_desc = {"calibration": f"{len(batches)} batches × {tuple(batches[0]['input_ids'].shape)} tokens "
                                      f"of {source}"}
         if config.layers:
-            layers = LayerPruningConfig(n=config.layers, metric=config.metric, rescore=config.rescore)
+            layers = LayerPruningConfig(remove=config.layers, metric=config.metric, rescore=config.rescore)
             res = prune_layers(model, batches, layers)
             model = res.model
             report.steps.append({"step": "layers", **calib_desc, **res.summary()})
@@ -180,7 +179,7 @@ def run_structure(
             model = ffn_res.model
             report.steps.append({"step": "ffn", "fraction": config.ffn, **calib_desc, **ffn_res.summary()})
         if config.kv_groups:
-            head_res = prune_kv_groups(model, batches, HeadPruningConfig(groups=config.kv_groups))
+            head_res = prune_kv_groups(model, batches, KVGroupPruningConfig(groups=config.kv_groups))
             model = head_res.model
             report.steps.append({"step": "kv_groups", **calib_desc, **head_res.summary()})
     report.params_after = total_parameters(model)
@@ -208,14 +207,5 @@ class IdRemap(nn.Module):
         return self.inner(input_ids=ids, **kwargs)
 
 
-def save_pruned(model: nn.Module, tokenizer: Any, out: str | os.PathLike[str], card: str, report: StructureReport,
-                *, overwrite: bool = False) -> Path:
-    """Write a plain HF folder: safetensors weights, config, tokenizer, README.md model card, structure.json."""
-    from greenprune.checkpoint import save_hf
-
-    return save_hf(model, tokenizer, out, kind="structure", overwrite=overwrite,
-                   files={"README.md": card, "structure.json": report.to_json() + "\n"})
-
-
 __all__ = ["TASK_CORPUS", "Calibration", "CorpusError", "IdRemap", "NothingToPruneError", "StructureConfig",
-           "StructureReport", "read_corpus", "run_structure", "save_pruned"]
+           "StructureReport", "read_corpus", "run_structure"]

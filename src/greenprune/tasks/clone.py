@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from greenprune.tasks.base import Example, Splits, TaskDataError
+from greenprune.tasks.bundled import cached, split_sizes
 from greenprune.tasks.corpus import CodeFunction, code_tokens, stdlib_functions
-from greenprune.tasks.embedded import cached, split_sizes
 from greenprune.tasks.formats import (
     SPLIT_FILES,
     bigclonebench_pair_rows,

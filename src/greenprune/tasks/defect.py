@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from greenprune.tasks.base import Example, Splits, TaskDataError
+from greenprune.tasks.bundled import cached, split_sizes
 from greenprune.tasks.corpus import CODE_TOKEN, CodeFunction, code_tokens, length_distribution, stdlib_functions
-from greenprune.tasks.embedded import cached, split_sizes
 from greenprune.tasks.formats import devign_rows, hub_folder, load_devign, looks_like_hub_id
 from greenprune.tasks.mutate import Mutant, mutate
 from greenprune.tasks.train import ClassificationTask

@@ -14,8 +14,8 @@ from torch import nn
 
 from greenprune._utils import read_code_jsonl
 from greenprune.tasks.base import Example, Splits, TaskDataError, limited
+from greenprune.tasks.bundled import cached, split_sizes
 from greenprune.tasks.corpus import stdlib_functions
-from greenprune.tasks.embedded import cached, split_sizes
 from greenprune.tasks.metrics import perplexity
 from greenprune.tasks.train import CausalLMTask
 

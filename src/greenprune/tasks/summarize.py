@@ -15,8 +15,8 @@ from typing import Any
 from torch import nn
 
 from greenprune.tasks.base import Example, Scores, Splits, TaskDataError, limited
+from greenprune.tasks.bundled import cached, split_sizes
 from greenprune.tasks.corpus import CodeFunction, stdlib_functions
-from greenprune.tasks.embedded import cached, split_sizes
 from greenprune.tasks.formats import code_to_text_rows, first_sentence, hub_folder, load_code_to_text, looks_like_hub_id
 from greenprune.tasks.generation import generate_texts
 from greenprune.tasks.metrics import exact_match, sacrebleu, sentence_bleu4_smoothed, smoothed_bleu4

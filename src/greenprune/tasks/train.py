@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from greenprune._utils import progress
+from greenprune.checkpoint import save_hf
 from greenprune.errors import require_positive
 from greenprune.tasks.base import Example, FinetuneResult, Splits, Task, TaskDataError, TrainConfig, limited
 from greenprune.tasks.metrics import classification_metrics, perplexity
@@ -224,16 +225,9 @@ def train_loop(task: ClassificationTask | CausalLMTask, model: nn.Module, tokeni
     best_step = run.selected_step if run.score is not None else 0
     checkpoint = None
     if config.output_dir:
-        checkpoint = str(save_checkpoint(model, tokenizer, Path(config.output_dir) / "best",
-                                         overwrite=config.overwrite))
+        checkpoint = str(save_hf(model, tokenizer, Path(config.output_dir) / "best", kind="finetune",
+                                 overwrite=config.overwrite, option="--output"))
     return FinetuneResult(model, history, metrics_at.get(best_step, {}), best_step, checkpoint)
-
-
-def save_checkpoint(model: nn.Module, tokenizer: Any, folder: Path, *, overwrite: bool = False) -> Path:
-    """A plain HF folder (safetensors) that `from_pretrained` reloads without greenprune."""
-    from greenprune.checkpoint import save_hf
-
-    return save_hf(model, tokenizer, folder, kind="finetune", overwrite=overwrite, option="--output")
 
 
 def deep_copy_model(model: nn.Module) -> nn.Module:

@@ -4,8 +4,8 @@
 so every later layer runs on a shorter sequence; `detach(model)` restores the original model exactly.
 """
 
+from greenprune.tokens.attach import AlpineHandle, attach, detach, handle_of
 from greenprune.tokens.config import AlpineConfig, AlpineError
-from greenprune.tokens.plug import AlpineHandle, attach, detach, handle_of
 from greenprune.tokens.repack import TokenState, additive_mask, repack
 from greenprune.tokens.rules import adaptive_keep, keep_mask, static_keep
 from greenprune.tokens.scoring import token_importance

@@ -1,7 +1,7 @@
 """One ALPINE experiment: a (fine-tuned) baseline against ALPINE settings, quality and cost from the same run.
 
 Used by `greenprune alpine` (benchmarks/alpine.py has its own harness for truncation and ONNX rows).
-Protocol: fine-tune the baseline once (optional),
+The plan: fine-tune the baseline once (optional),
 evaluate it; then, per setting, attach ALPINE to a copy of that model at inference, evaluate, and measure its
 cost against the unpruned model with `greenprune.measure.compare` (interleaved, same batches, same process).
 Optionally a setting is also fine-tuned with ALPINE on (a copy of the pre-trained model, same recipe).
@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from greenprune.tokens.attach import attach
 from greenprune.tokens.config import AlpineConfig
-from greenprune.tokens.plug import attach
 from greenprune.tokens.trace import LengthTrace
 
 
 @dataclass
-class Protocol:
+class ExperimentPlan:
     """Knobs of an experiment; every one is written into the records."""
 
     task: str = "defect"
@@ -64,25 +64,25 @@ def static_ratio_matching(trace: LengthTrace) -> float:
 class AlpineExperiment:
     """Loads the model and task once, fine-tunes the baseline once, then evaluates as many settings as asked."""
 
-    def __init__(self, model: str, protocol: Protocol, log: Callable[[str], None] = print) -> None:
+    def __init__(self, model: str, plan: ExperimentPlan, log: Callable[[str], None] = print) -> None:
         from greenprune.models import load_model
         from greenprune.models.positions import check_sequence_length
         from greenprune.tasks import get_task
 
         self.spec = model
-        self.protocol = protocol
+        self.plan = plan
         self.log = log
-        self.task = get_task(protocol.task)
+        self.task = get_task(plan.task)
         if self.task.head != "classification":
             from greenprune.tokens.config import AlpineError
 
-            raise AlpineError(f"--task {protocol.task}: ALPINE runs on encoder classification tasks (defect, clone)")
-        p = protocol
+            raise AlpineError(f"--task {plan.task}: ALPINE runs on encoder classification tasks (defect, clone)")
+        p = plan
         self.splits = self.task.load(p.data) if p.data else self.task.embedded(size=p.size, seed=p.seed)
         self.splits.nonempty("test")  # before any fine-tuning time is spent
         if p.finetune:
             self.splits.nonempty("train")
-        self.loaded = load_model(model, task=protocol.task)
+        self.loaded = load_model(model, task=plan.task)
         check_sequence_length(self.loaded.model, p.max_length, option="max_length", name=model)
         self.pretrained = copy.deepcopy(self.loaded.model) if p.finetune else None
         self.model = self.loaded.model
@@ -99,16 +99,16 @@ class AlpineExperiment:
     def _train_config(self) -> Any:
         from greenprune.tasks import TrainConfig
 
-        p = self.protocol
+        p = self.plan
         return TrainConfig(epochs=p.epochs, lr=p.lr, batch_size=p.batch_size, max_length=p.max_length, seed=p.seed,
                            device="cpu")
 
     def evaluate(self, model: Any) -> dict[str, float]:
-        p = self.protocol
+        p = self.plan
         return self.task.evaluate(model, self.tokenizer, self.test, batch_size=p.batch_size, max_length=p.max_length)
 
     def cost_batches(self) -> list[dict[str, Any]]:
-        p = self.protocol
+        p = self.plan
         batches = self.task.batches(self.tokenizer, self.test, batch_size=p.batch_size, max_length=p.max_length)
         return list(itertools.islice(batches, p.cost_batches))
 
@@ -116,10 +116,10 @@ class AlpineExperiment:
         """Evaluate one setting (attached at inference, or fine-tuned with ALPINE on) and compare its cost."""
         from greenprune.measure import compare
 
-        p = self.protocol
+        p = self.plan
         if finetune_with_alpine:
             if self.pretrained is None:
-                raise ValueError("fine-tuning with ALPINE on needs Protocol(finetune=True)")
+                raise ValueError("fine-tuning with ALPINE on needs ExperimentPlan(finetune=True)")
             candidate = copy.deepcopy(self.pretrained)
             handle = attach(candidate, config, tokenizer=self.tokenizer)
             self.log(f"{name}: fine-tuning with ALPINE on")

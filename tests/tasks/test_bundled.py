@@ -8,7 +8,7 @@ import json
 import pytest
 
 from greenprune.tasks import TaskDataError, get_task
-from greenprune.tasks.embedded import cache_path
+from greenprune.tasks.bundled import cache_path
 
 SIZE = 60
 

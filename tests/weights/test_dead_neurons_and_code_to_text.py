@@ -14,8 +14,8 @@ from greenprune.models import load_model
 from greenprune.tasks import Example
 from greenprune.tasks.seq2seq import build_encoder_decoder, seq2seq_batches, seq2seq_bleu
 from greenprune.weights import WeightPruningConfig, default_target_names, dense_state_dict, prune
+from greenprune.weights.dead_neurons import slice_dead_ffn_neurons
 from greenprune.weights.lottery import LotteryConfig, run_lottery
-from greenprune.weights.shrink import shrink_gated_ffn
 from greenprune.weights.sparse_io import load_sparse
 
 
@@ -25,7 +25,7 @@ def test_shrinking_dead_ffn_neurons_keeps_outputs_and_cuts_flops():
     ids = torch.randint(0, 2000, (2, 11), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         before = model(input_ids=ids).logits
-        widths = shrink_gated_ffn(model)
+        widths = slice_dead_ffn_neurons(model)
         after = model(input_ids=ids).logits
     assert set(widths.values()) == {model.config.intermediate_size // 2}
     assert model.model.layers[0].mlp.down_proj.in_features == model.config.intermediate_size // 2
@@ -34,7 +34,7 @@ def test_shrinking_dead_ffn_neurons_keeps_outputs_and_cuts_flops():
 
 def test_shrink_refuses_ungated_ffn():
     with pytest.raises(GreenpruneError, match="not gated"):
-        shrink_gated_ffn(load_model("tiny-bert").model)
+        slice_dead_ffn_neurons(load_model("tiny-bert").model)
 
 
 EXAMPLES = [Example(text=f"def f{i}(x):\n    return x + {i}", target=f"add {i} to x") for i in range(6)]

@@ -117,7 +117,7 @@ def test_attach_twice_is_refused(tiny):
 def test_decoder_and_foreign_models_get_one_clear_error():
     from transformers import AutoModelForCausalLM
 
-    from greenprune.models.embedded import tiny_config
+    from greenprune.models.bundled import tiny_config
 
     llama = AutoModelForCausalLM.from_config(tiny_config("tiny-llama"))  # no tokenizer needed to be refused
     with pytest.raises(AlpineError, match="llama"):

@@ -18,23 +18,23 @@ from greenprune.weights.masks import make_permanent
 from greenprune.weights.targets import transformer_layers
 
 
-class ShrinkError(GreenpruneError, ValueError):
+class DeadNeuronError(GreenpruneError, ValueError):
     """The model's FFN is not a bias-free gated FFN, so dead neurons cannot be removed exactly."""
 
 
 @torch.no_grad()
-def shrink_gated_ffn(model: nn.Module) -> dict[str, int]:
+def slice_dead_ffn_neurons(model: nn.Module) -> dict[str, int]:
     """Remove dead FFN neurons in place (masks folded first); returns qualified layer name → neurons left."""
     make_permanent(model)
     widths: dict[str, int] = {}
     for span in transformer_layers(model):
         fam = span.family
         if not fam.gated:
-            raise ShrinkError(f"family {fam.name}: FFN is not gated; dead neurons leave act(bias) behind")
+            raise DeadNeuronError(f"family {fam.name}: FFN is not gated; dead neurons leave act(bias) behind")
         layer = model.get_submodule(span.prefix)
         ins = [layer.get_submodule(p) for p in fam.ffn_in]
         if any(m.bias is not None for m in ins):
-            raise ShrinkError(f"{span.prefix}: gated FFN with biases; removing neurons would change outputs")
+            raise DeadNeuronError(f"{span.prefix}: gated FFN with biases; removing neurons would change outputs")
         alive = torch.ones(ins[0].out_features, dtype=torch.bool, device=ins[0].weight.device)
         for m in ins:
             alive &= (m.weight != 0).any(dim=1)
