@@ -211,7 +211,7 @@ def render(rows: dict[str, Any], produced_by: str, note: str = "") -> str:
                f"({ppl(best_tied):.4f} vs {ppl(min(set(tied) - {best_tied}, key=ppl)):.4f})"
                + (f"; untied ({ppl('untied'):.4f}) is not significantly better on perplexity" if not untied_better
                   else "")
-               + f". So `QWEN_TIE_FROM` in `src/greenprune/models/embedded.py` is set to `{VARIANTS[chosen]!r}`.")
+               + f". So `QWEN_TIE_FROM` in `src/greenprune/models/bundled.py` is set to `{VARIANTS[chosen]!r}`.")
     if note:
         out += ["", note]
     return "\n".join(out) + "\n"
