@@ -146,3 +146,22 @@ def test_quality_cell_gives_pass_rates_with_their_wilson_interval():
     low, high = wilson_interval(13, 24)
     assert _fmt_metric(row) == f"perplexity=7.5; generate.pass@1=0.5417 (13/24) [{low:.2f}, {high:.2f}]"
     assert (low, high) == pytest.approx((0.351, 0.721), abs=1e-3)  # the interval a 24-problem subset really has
+
+
+def test_quality_cell_pairs_a_stacks_problems_with_the_baselines():
+    from greenprune.measure.records import ResultRecord
+    from greenprune.report.collect import Row
+    from greenprune.report.html import _fmt_metric
+    from greenprune.tasks.metrics import mcnemar_exact
+
+    base_rec = ResultRecord(model="m", metrics={"perplexity": 7.5, "generate.pass@1": 0.5, "generate.problems": 6})
+    cand_rec = ResultRecord(model="m", metrics={"perplexity": 8.0, "generate.pass@1": 2 / 6, "generate.problems": 6})
+    base = {"p0": True, "p1": True, "p2": True, "p3": False, "p4": False, "p5": False}
+    cand = {"p0": True, "p1": False, "p2": False, "p3": True, "p4": False, "p5": False}
+    row = Row(run="r", unit="u", pipeline="p", point={}, label="vocab", model="m", task="perplexity",
+              record=cand_rec, baseline=base_rec, verdict="faster", outcomes={"generate": cand},
+              baseline_outcomes={"generate": base})
+    cell = _fmt_metric(row)
+    assert f"paired −2/+1 (McNemar p={mcnemar_exact(2, 1):.2g})" in cell and "(2/6)" in cell
+    row.baseline_outcomes = {"generate": {k: v for k, v in base.items() if k != "p5"}}  # other problems: no pairing
+    assert "paired" not in _fmt_metric(row)

@@ -45,6 +45,9 @@ class Row:
     ratios: dict[str, float] = field(default_factory=dict)
     verdict: str = ""
     step: int = 0
+    # per-problem pass/fail of this stack and of the unit's baseline, per evaluated task (for paired tests)
+    outcomes: dict[str, dict[str, bool]] = field(default_factory=dict)
+    baseline_outcomes: dict[str, dict[str, bool]] = field(default_factory=dict)
 
     @property
     def quality(self) -> dict[str, float]:
@@ -88,10 +91,23 @@ class Row:
         return f"{self.unit}:{self.label}"
 
 
+def _outcomes_by_label(steps: list[Any]) -> dict[str, dict[str, dict[str, bool]]]:
+    """stack label → task → problem id → solved, from the evaluate records that kept per-problem outcomes."""
+    found: dict[str, dict[str, dict[str, bool]]] = {}
+    for result in steps:
+        rec = result.record
+        if isinstance(rec, ResultRecord) and rec.method == "evaluate" and rec.details.get("per_problem"):
+            per = {str(p["id"]): bool(p["passed"]) for p in rec.details["per_problem"]}
+            found.setdefault(str(rec.config.get("label", "baseline")), {})[str(rec.task)] = per
+    return found
+
+
 def _unit_rows(run_dir: Path, unit: UnitEntry, unit_dir: Path) -> list[Row]:
     rows: list[Row] = []
     baseline_record: ResultRecord | None = None
-    for result in finished_steps(unit_dir):
+    steps = list(finished_steps(unit_dir))
+    outcomes = _outcomes_by_label(steps)
+    for result in steps:
         rec = result.record
         common = dict(run=run_dir.name, unit=unit.id, pipeline=unit.pipeline, point=unit.point,
                       model=unit.model, step=result.index)
@@ -108,6 +124,9 @@ def _unit_rows(run_dir: Path, unit: UnitEntry, unit_dir: Path) -> list[Row]:
             rows.append(Row(label=str(rec.candidate.config.get("label", rec.candidate.method)), task=rec.candidate.task,
                             record=rec.candidate, baseline=rec.baseline, ratios=dict(rec.ratios),
                             verdict=rec.verdict, **common))
+    for row in rows:
+        row.outcomes = outcomes.get(row.label, {})
+        row.baseline_outcomes = outcomes.get("baseline", {})
     return rows
 
 

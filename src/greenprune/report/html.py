@@ -50,13 +50,27 @@ def _rate_interval(row: Row, metric: str) -> str:
     return f" ({successes}/{int(n)}) [{low:.2f}, {high:.2f}]"
 
 
+def _paired(row: Row, metric: str) -> str:
+    """" paired −a/+b (McNemar p)" against the unit's baseline on the same problems, else ""."""
+    from greenprune.tasks.metrics import paired_outcomes
+
+    task = metric.rpartition(".")[0] or str(row.task)
+    mine, base = row.outcomes.get(task), row.baseline_outcomes.get(task)
+    if row.is_baseline or not mine or not base or set(mine) != set(base):
+        return ""
+    pair = paired_outcomes(base, mine)
+    return f" paired −{pair['only_baseline']:.0f}/+{pair['only_candidate']:.0f} (McNemar p={pair['mcnemar_p']:.2g})"
+
+
 def _fmt_metric(row: Row) -> str:
-    """The headline metric, then any other task's pass@1; rates with their 95% Wilson interval."""
+    """The headline metric, then any other task's pass@1; rates with their 95% Wilson interval, pass rates with
+    the paired breakdown against the baseline (problems only it solved / only this stack solved)."""
     metric = row.primary_metric()
     if metric is None:
         return "–"
     shown = [metric, *(k for k in sorted(row.quality) if k.endswith(".pass@1") and k != metric)]
-    return "; ".join(f"{k}={row.quality[k]:.4g}{_rate_interval(row, k)}" for k in shown)
+    return "; ".join(f"{k}={row.quality[k]:.4g}{_rate_interval(row, k)}"
+                     f"{_paired(row, k) if k.endswith('pass@1') else ''}" for k in shown)
 
 
 def table_rows(rows: list[Row]) -> list[list[str]]:
