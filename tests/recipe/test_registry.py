@@ -90,3 +90,24 @@ grid:
     assert [(u.spec.steps[0].structure.calib_texts, u.spec.steps[1].recover.max_len) for u in units] == [
         (2, 16), (4, 16)]
     assert [u.id for u in units] == ["reg@calibration=2,max_length=16", "reg@calibration=4,max_length=16"]
+
+
+def test_prune_step_is_the_weight_pruning_config_so_recipes_get_wanda_and_n_m(tmp_path) -> None:
+    from greenprune.recipe import run_recipe
+    from greenprune.run_folder import finished_steps, unit_folder
+    from greenprune.weights import WeightPruningConfig
+
+    recipe = parse_recipe(BASE + "  - prune: {method: wanda, pattern: '2:4', calibration_windows: 2,"
+                                 " calibration_seq_len: 32}\n")
+    (step,) = recipe.pipelines[0].steps
+    assert isinstance(step.options, WeightPruningConfig) and step.options.scope == "per-row"
+    assert step_labels(recipe.pipelines[0].steps) == ["wanda-2:4"]
+    with pytest.raises(RecipeError, match=r"steps\[0\]\.prune"):
+        parse_recipe(BASE + "  - prune: {method: wanda, pattern: '2:4', sparsity: 0.3}\n")  # 2:4 fixes 0.5
+    path = tmp_path / "r.yaml"
+    path.write_text(BASE + "  - prune: {method: wanda, pattern: '2:4', calibration_windows: 2,"
+                           " calibration_seq_len: 32}\n")
+    run = run_recipe(path, root=tmp_path / "runs", report=False)
+    (unit,) = expand(recipe)
+    (result,) = finished_steps(unit_folder(run, unit))
+    assert result.record.metrics["sparsity_targeted"] == pytest.approx(0.5)  # exactly 2 of every 4 weights

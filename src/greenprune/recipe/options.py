@@ -1,8 +1,9 @@
 """Options of the recipe's step kinds that have no library config of their own.
 
 ALPINE's options are `AlpineConfig` and structural pruning's are `StructureConfig`, validated as they are; LoRA
-recovery's are `RecoveryConfig` plus where the pairs come from. The kinds below are recipe-level knobs (which task
-split, how many batches) for functions that take plain arguments.
+recovery's are `RecoveryConfig` plus where the pairs come from, weight pruning's `WeightPruningConfig` plus whether
+the masks are made permanent. The other kinds below are recipe-level knobs (which task split, how many batches) for
+functions that take plain arguments.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from greenprune.recover import RecoveryConfig
+from greenprune.weights import WeightPruningConfig
 
 
 class _Strict(BaseModel):
@@ -27,14 +29,21 @@ class FinetuneStep(_Strict):
     limit: int | None = Field(default=None, gt=0)
 
 
-class PruneStep(_Strict):
-    """Weight pruning (random / L1 magnitude), made permanent unless `permanent: false`."""
+@pydantic_dataclass(config=ConfigDict(extra="forbid"))
+class PruneStep(WeightPruningConfig):
+    """Weight pruning: `WeightPruningConfig` itself (random / L1 / Wanda, global / per-tensor / per-row,
+    unstructured or N:M), made permanent unless `permanent: false`. The step runs with the recipe's `seed`."""
 
-    method: Literal["random", "l1"] = "l1"
-    sparsity: float = Field(gt=0, lt=1)  # fraction of targeted weights zeroed
-    scope: Literal["global", "per-tensor"] = "global"
-    granularity: Literal["unstructured", "rows", "heads"] = "unstructured"
     permanent: bool = True
+
+    @field_validator("sparsity")
+    @classmethod
+    def _fraction(cls, value: float | None) -> float | None:
+        if value is not None and not value > 0:
+            raise ValueError("Input should be greater than 0")
+        if value is not None and not value < 1:
+            raise ValueError("Input should be less than 1")
+        return value
 
 
 class QuantizeStep(_Strict):

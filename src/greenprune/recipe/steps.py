@@ -232,9 +232,10 @@ def _alpine_label(opts: AlpineConfig) -> str:
 def run_prune(state: State, opts: PruneStep, ctx: StepContext) -> StepOutput:
     if state.quantized:
         raise StepError("prune: the model is already quantised; put quantize after prune")
-    config = WeightPruningConfig(method=opts.method, scope=opts.scope, granularity=opts.granularity,
-                                 sparsity=opts.sparsity, seed=state.unit.seed)
-    report = prune(state.model, config)
+    options = {f.name: getattr(opts, f.name) for f in dataclasses.fields(WeightPruningConfig)}
+    config = WeightPruningConfig(**{**options, "seed": state.unit.seed})
+    # a criterion that needs activations (wanda) calibrates on `config.calibration` through the tokenizer
+    report = prune(state.model, config, tokenizer=state.tokenizer)
     if opts.permanent:
         make_permanent(state.model)
     write_step_checkpoint(state, ctx.out_dir / "model")
@@ -406,7 +407,9 @@ def run_measure(state: State, opts: MeasureStep, ctx: StepContext) -> StepOutput
 
 
 def _prune_label(opts: PruneStep) -> str:
-    return f"{opts.method}-{round(opts.sparsity * 100)}%"
+    if opts.pattern != "unstructured":
+        return f"{opts.method}-{opts.pattern}"
+    return f"{opts.method}-{round(float(opts.sparsity or 0) * 100)}%"
 
 
 register_step("finetune", run_finetune, "checkpoint", modifies=False, options=FinetuneStep)
