@@ -134,7 +134,8 @@ class Bench:
 
     # ---- building candidates -------------------------------------------------------------------------------
     def vocab_step(self, model: Any) -> tuple[Any, Any, list[int], dict[str, Any]]:
-        from greenprune.structure.vocab import VocabPruningConfig, needed_token_ids, prune_vocab, shrink_embeddings
+        from greenprune.structure.tokenizer import VocabPruningConfig, needed_token_ids
+        from greenprune.structure.vocab import prune_vocab, shrink_embeddings
 
         if self._vocab is not None:  # same corpus, same result: reuse the tokenizer and shrink this copy
             tok, kept, extra = self._vocab

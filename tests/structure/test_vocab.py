@@ -10,12 +10,8 @@ import pytest
 import torch
 
 from greenprune.models import load_model
-from greenprune.structure.vocab import (
-    VocabPruningConfig,
-    VocabPruningError,
-    needed_token_ids,
-    prune_vocab,
-)
+from greenprune.structure.tokenizer import VocabPruningConfig, VocabPruningError, needed_token_ids
+from greenprune.structure.vocab import prune_vocab
 
 
 def test_bpe_corpus_tokens_identical_and_logits_restricted(code_corpus: list[str], held_out_code: list[str]) -> None:

@@ -15,7 +15,8 @@ from greenprune.structure.layers import (
     prune_layers,
     remove_layers,
 )
-from greenprune.structure.vocab import VocabPruningConfig, VocabPruningError, VocabPruningResult, prune_vocab
+from greenprune.structure.tokenizer import VocabPruningConfig, VocabPruningError
+from greenprune.structure.vocab import VocabPruningResult, prune_vocab
 
 __all__ = [
     "CalibrationError", "FFNPruningConfig", "FFNPruningError", "FFNPruningResult", "KVGroupPruningConfig",

@@ -23,7 +23,8 @@ from greenprune.structure.calibration import calibration_batches, stdlib_code
 from greenprune.structure.ffn import FFNPruningConfig, prune_ffn
 from greenprune.structure.heads import KVGroupPruningConfig, prune_kv_groups
 from greenprune.structure.layers import LayerPruningConfig, prune_layers
-from greenprune.structure.vocab import VocabPruningConfig, prune_vocab
+from greenprune.structure.tokenizer import VocabPruningConfig
+from greenprune.structure.vocab import prune_vocab
 
 CODE_SUFFIXES = (".py", ".js", ".ts", ".java", ".c", ".h", ".cpp", ".cc", ".go", ".rs", ".rb", ".php", ".cs",
                  ".kt", ".scala", ".swift", ".sh", ".sql", ".txt", ".md")

@@ -20,11 +20,9 @@ from greenprune.measure.size import total_parameters
 from greenprune.structure.tokenizer import (
     VocabPruningConfig,
     VocabPruningError,
-    bpe_trace,
     chat_frame_texts,
     needed_token_ids,
     prune_tokenizer,
-    pruned_tokenizer_json,
     tokenizer_json,
     verify_same_tokens,
 )
@@ -151,16 +149,4 @@ def prune_vocab(
     )
 
 
-__all__ = [
-    "VocabPruningConfig",
-    "VocabPruningError",
-    "VocabPruningResult",
-    "bpe_trace",
-    "chat_frame_texts",
-    "needed_token_ids",
-    "prune_tokenizer",
-    "prune_vocab",
-    "pruned_tokenizer_json",
-    "shrink_embeddings",
-    "verify_same_tokens",
-]
+__all__ = ["VocabPruningResult", "prune_vocab", "shrink_embeddings"]
