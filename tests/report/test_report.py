@@ -165,3 +165,28 @@ def test_quality_cell_pairs_a_stacks_problems_with_the_baselines():
     assert f"paired −2/+1 (McNemar p={mcnemar_exact(2, 1):.2g})" in cell and "(2/6)" in cell
     row.baseline_outcomes = {"generate": {k: v for k, v in base.items() if k != "p5"}}  # other problems: no pairing
     assert "paired" not in _fmt_metric(row)
+
+
+def test_quality_cell_gives_f1_its_bootstrap_interval_and_the_paired_difference():
+    from greenprune.measure.records import ResultRecord
+    from greenprune.report.collect import Row
+    from greenprune.report.html import _fmt_metric
+    from greenprune.tasks.metrics import bootstrap_metric_interval, classification_metrics, paired_bootstrap
+
+    labels = [1, 0] * 20
+    base_preds = [1, 0] * 18 + [0, 1] * 2  # 36/40 right
+    cand_preds = [1, 0] * 15 + [0, 1] * 5  # 30/40 right
+    base_rec = ResultRecord(model="m", metrics=classification_metrics(base_preds, labels))
+    cand_rec = ResultRecord(model="m", metrics=classification_metrics(cand_preds, labels))
+    ids = [f"e{i}" for i in range(40)]
+    base = list(zip(ids, labels, base_preds, strict=True))
+    cand = list(zip(ids, labels, cand_preds, strict=True))
+    row = Row(run="r", unit="u", pipeline="p", point={}, label="alpine", model="m", task="clone", record=cand_rec,
+              baseline=base_rec, verdict="faster", examples={"clone": cand}, baseline_examples={"clone": base})
+    low, high = bootstrap_metric_interval(labels, cand_preds, "f1")
+    d = paired_bootstrap(labels, base_preds, cand_preds, "f1")
+    cell = _fmt_metric(row)
+    assert cell.startswith(f"f1={cand_rec.metrics['f1']:.4g} (n=40) [{low:.2f}, {high:.2f}] Δ {d['difference']:+.3f}")
+    assert d["difference"] < 0 and d["ci_low"] < d["difference"] < d["ci_high"]
+    row.baseline_examples = {"clone": base[:-1]}  # not the same examples: an interval, but no pairing
+    assert "Δ" not in _fmt_metric(row) and "(n=40)" in _fmt_metric(row)

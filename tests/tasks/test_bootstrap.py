@@ -66,3 +66,15 @@ def test_bad_inputs_name_the_problem():
         paired_bootstrap([1, 0], [1], [1, 0])
     with pytest.raises(ValueError, match="unknown metric 'bleu'"):
         paired_bootstrap([1], [1], [1], "bleu")
+
+
+def test_single_model_interval_is_the_percentile_of_the_resampled_metric():
+    from greenprune.tasks.metrics import bootstrap_metric_interval
+
+    labels, preds = [1, 1, 0, 0], [1, 0, 0, 1]
+    low, high = bootstrap_metric_interval(labels, preds, "accuracy", resamples=4000, seed=1)
+    # accuracy of 4 draws with p = 1/2 of being right: the 2.5% and 97.5% quantiles are 0 and 1
+    assert (low, high) == (0.0, 1.0)
+    assert bootstrap_metric_interval(labels * 10, labels * 10, "f1") == (1.0, 1.0)  # perfect on every resample
+    with pytest.raises(ValueError, match="equally long"):
+        bootstrap_metric_interval(labels, preds[:3])

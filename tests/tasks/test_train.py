@@ -41,6 +41,18 @@ def test_classification_batches_carry_labels(tiny_bert):
     assert (pair["input_ids"][0] == sep).sum() == 2  # one sequence holding both functions
 
 
+def test_evaluate_keeps_each_examples_prediction_for_paired_tests(tiny_bert):
+    """The report's bootstrap intervals and paired differences read these; they must be the predictions scored."""
+    task = get_task("defect")
+    examples = _toy_classification(10, 1)
+    scores = task.evaluate(tiny_bert.model, tiny_bert.tokenizer, examples, batch_size=4, max_length=32)
+    per = scores.details["per_example"]
+    preds = task.predict(tiny_bert.model, tiny_bert.tokenizer, examples, 4, 32)
+    assert [e["pred"] for e in per] == preds and [e["label"] for e in per] == [e.label for e in examples]
+    assert len({e["id"] for e in per}) == 10  # unnamed examples get their position as id
+    assert scores["accuracy"] == sum(p == e.label for p, e in zip(preds, examples, strict=True)) / 10
+
+
 def test_finetune_learns_and_keeps_best_checkpoint(tiny_bert, tmp_path):
     task = get_task("defect")
     model = copy.deepcopy(tiny_bert.model)

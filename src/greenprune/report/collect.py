@@ -48,6 +48,9 @@ class Row:
     # per-problem pass/fail of this stack and of the unit's baseline, per evaluated task (for paired tests)
     outcomes: dict[str, dict[str, bool]] = field(default_factory=dict)
     baseline_outcomes: dict[str, dict[str, bool]] = field(default_factory=dict)
+    # per-example (id, label, prediction) of classification evaluations, this stack's and the baseline's, per task
+    examples: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+    baseline_examples: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
 
     @property
     def quality(self) -> dict[str, float]:
@@ -66,9 +69,15 @@ class Row:
         return self.record.cost
 
     def primary_metric(self) -> str | None:
-        """The pipeline task's own headline metric first (un-prefixed), then other tasks' (`generate.pass@1`)."""
+        """The pipeline task's own headline metric first (un-prefixed; the metric the task itself ranks by, e.g.
+        clone's F1), then other tasks' (`generate.pass@1`)."""
+        from greenprune.tasks import TASKS
+
         names = [k for k in self.quality if not k.endswith("_seconds")]
         own = [n for n in names if "." not in n]
+        task = TASKS.get(str(self.task))
+        if task is not None and task.primary_metric in own:
+            return task.primary_metric
         for group in (own, names):
             for preferred in PREFERRED_METRICS:
                 for name in group:
@@ -94,19 +103,31 @@ class Row:
 def _outcomes_by_label(steps: list[Any]) -> dict[str, dict[str, dict[str, bool]]]:
     """stack label → task → problem id → solved, from the evaluate records that kept per-problem outcomes."""
     found: dict[str, dict[str, dict[str, bool]]] = {}
-    for result in steps:
-        rec = result.record
-        if isinstance(rec, ResultRecord) and rec.method == "evaluate" and rec.details.get("per_problem"):
-            per = {str(p["id"]): bool(p["passed"]) for p in rec.details["per_problem"]}
-            found.setdefault(str(rec.config.get("label", "baseline")), {})[str(rec.task)] = per
+    for rec in _evaluations(steps, "per_problem"):
+        per = {str(p["id"]): bool(p["passed"]) for p in rec.details["per_problem"]}
+        found.setdefault(str(rec.config.get("label", "baseline")), {})[str(rec.task)] = per
     return found
+
+
+def _examples_by_label(steps: list[Any]) -> dict[str, dict[str, list[tuple[str, int, int]]]]:
+    """stack label → task → [(example id, label, prediction)], from classification evaluate records."""
+    found: dict[str, dict[str, list[tuple[str, int, int]]]] = {}
+    for rec in _evaluations(steps, "per_example"):
+        per = [(str(e["id"]), int(e["label"]), int(e["pred"])) for e in rec.details["per_example"]]
+        found.setdefault(str(rec.config.get("label", "baseline")), {})[str(rec.task)] = per
+    return found
+
+
+def _evaluations(steps: list[Any], detail: str) -> list[ResultRecord]:
+    return [r.record for r in steps if isinstance(r.record, ResultRecord) and r.record.method == "evaluate"
+            and r.record.details.get(detail)]
 
 
 def _unit_rows(run_dir: Path, unit: UnitEntry, unit_dir: Path) -> list[Row]:
     rows: list[Row] = []
     baseline_record: ResultRecord | None = None
     steps = list(finished_steps(unit_dir))
-    outcomes = _outcomes_by_label(steps)
+    outcomes, examples = _outcomes_by_label(steps), _examples_by_label(steps)
     for result in steps:
         rec = result.record
         common = dict(run=run_dir.name, unit=unit.id, pipeline=unit.pipeline, point=unit.point,
@@ -127,6 +148,8 @@ def _unit_rows(run_dir: Path, unit: UnitEntry, unit_dir: Path) -> list[Row]:
     for row in rows:
         row.outcomes = outcomes.get(row.label, {})
         row.baseline_outcomes = outcomes.get("baseline", {})
+        row.examples = examples.get(row.label, {})
+        row.baseline_examples = examples.get("baseline", {})
     return rows
 
 

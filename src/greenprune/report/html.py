@@ -62,14 +62,38 @@ def _paired(row: Row, metric: str) -> str:
     return f" paired −{pair['only_baseline']:.0f}/+{pair['only_candidate']:.0f} (McNemar p={pair['mcnemar_p']:.2g})"
 
 
+# classification metrics with per-example predictions in the records: a bootstrap interval and a paired difference
+BOOTSTRAPPED = ("f1", "precision", "recall")
+
+
+def _bootstrap(row: Row, metric: str) -> str:
+    """" [low, high] Δ vs baseline +d [low, high]" for F1-like metrics from the records' per-example predictions:
+    a percentile bootstrap of the metric, then a paired bootstrap of its difference on the same examples."""
+    from greenprune.tasks.metrics import bootstrap_metric_interval, paired_bootstrap
+
+    prefix, _, name = metric.rpartition(".")
+    mine = row.examples.get(prefix or str(row.task))
+    if name not in BOOTSTRAPPED or not mine:
+        return ""
+    labels, preds = [y for _, y, _ in mine], [p for _, _, p in mine]
+    low, high = bootstrap_metric_interval(labels, preds, name)
+    text = f" (n={len(mine)}) [{low:.2f}, {high:.2f}]"
+    base = row.baseline_examples.get(prefix or str(row.task))
+    if row.is_baseline or not base or [(i, y) for i, y, _ in base] != [(i, y) for i, y, _ in mine]:
+        return text
+    d = paired_bootstrap(labels, [p for _, _, p in base], preds, name)
+    return text + f" Δ {d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+
+
 def _fmt_metric(row: Row) -> str:
-    """The headline metric, then any other task's pass@1; rates with their 95% Wilson interval, pass rates with
-    the paired breakdown against the baseline (problems only it solved / only this stack solved)."""
+    """The headline metric, then any other task's pass@1; rates with their 95% Wilson interval, F1 with a bootstrap
+    interval and the paired bootstrap difference to the baseline, pass rates with the paired breakdown against the
+    baseline (problems only it solved / only this stack solved)."""
     metric = row.primary_metric()
     if metric is None:
         return "–"
     shown = [metric, *(k for k in sorted(row.quality) if k.endswith(".pass@1") and k != metric)]
-    return "; ".join(f"{k}={row.quality[k]:.4g}{_rate_interval(row, k)}"
+    return "; ".join(f"{k}={row.quality[k]:.4g}{_rate_interval(row, k)}{_bootstrap(row, k)}"
                      f"{_paired(row, k) if k.endswith('pass@1') else ''}" for k in shown)
 
 

@@ -48,28 +48,47 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
 
 # --- paired bootstrap of a metric difference (issue 16) ----------------------------------------------------------
 
-def paired_differences(labels: Sequence[int], baseline: Sequence[int], candidate: Sequence[int], metric: str,
-                       indices: np.ndarray) -> np.ndarray:
-    """metric(candidate) - metric(baseline) on each row of `indices` (resamples × n example indices), the same
-    rows applied to labels and both predictions. Undefined precision/recall/F1 count as 0 (as classification_metrics).
-    """
+def resampled_metric(labels: Sequence[int], predictions: Sequence[Sequence[int]], metric: str,
+                     indices: np.ndarray) -> np.ndarray:
+    """metric of each prediction list on each row of `indices` (resamples × n example indices): an array of shape
+    (models, resamples). The same rows apply to the labels and every model, so models can be compared pairwise.
+    Undefined precision/recall/F1 count as 0 (as classification_metrics)."""
     if metric not in ("f1", "accuracy", "precision", "recall"):
-        raise ValueError(f"paired bootstrap: unknown metric {metric!r}; expected f1, accuracy, precision or recall")
+        raise ValueError(f"bootstrap: unknown metric {metric!r}; expected f1, accuracy, precision or recall")
     gold = np.asarray(labels, dtype=np.int64)[indices]
-    preds = np.stack([np.asarray(baseline, dtype=np.int64), np.asarray(candidate, dtype=np.int64)])[:, indices]
+    preds = np.stack([np.asarray(p, dtype=np.int64) for p in predictions])[:, indices]
     tp = ((preds == 1) & (gold == 1)).sum(-1)
     fp = ((preds == 1) & (gold != 1)).sum(-1)
     fn = ((preds != 1) & (gold == 1)).sum(-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         if metric == "accuracy":
-            values = (preds == gold).mean(-1)
-        elif metric == "precision":
-            values = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-        elif metric == "recall":
-            values = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
-        else:  # F1 = 2tp / (2tp + fp + fn)
-            values = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+            return (preds == gold).mean(-1)
+        if metric == "precision":
+            return np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        if metric == "recall":
+            return np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        return np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)  # F1 = 2tp / (2tp + fp + fn)
+
+
+def paired_differences(labels: Sequence[int], baseline: Sequence[int], candidate: Sequence[int], metric: str,
+                       indices: np.ndarray) -> np.ndarray:
+    """metric(candidate) - metric(baseline) on each row of `indices`, the same rows applied to labels and both."""
+    values = resampled_metric(labels, [baseline, candidate], metric, indices)
     return values[1] - values[0]
+
+
+def bootstrap_metric_interval(labels: Sequence[int], predictions: Sequence[int], metric: str = "f1", *,
+                              resamples: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of one model's metric (F1 has no closed-form interval like Wilson's), seeded."""
+    n = len(labels)
+    if not n or len(predictions) != n:
+        raise ValueError(f"bootstrap needs equally long, non-empty labels and predictions; got {n} labels and "
+                         f"{len(predictions)} predictions")
+    indices = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    values = resampled_metric(labels, [predictions], metric, indices)[0]
+    tail = (1 - level) / 2
+    low, high = np.quantile(values, [tail, 1 - tail])
+    return float(low), float(high)
 
 
 def paired_bootstrap(

@@ -20,7 +20,16 @@ from torch import nn
 from greenprune._utils import progress
 from greenprune.checkpoint import save_hf
 from greenprune.errors import require_positive
-from greenprune.tasks.base import Example, FinetuneResult, Splits, Task, TaskDataError, TrainConfig, limited
+from greenprune.tasks.base import (
+    Example,
+    FinetuneResult,
+    Scores,
+    Splits,
+    Task,
+    TaskDataError,
+    TrainConfig,
+    limited,
+)
 from greenprune.tasks.metrics import classification_metrics, perplexity
 from greenprune.training import IGNORE_INDEX, LoopConfig, check_seed, model_device, pad_batch, steps_for, train
 
@@ -82,7 +91,11 @@ class ClassificationTask(Task):
         if not examples:
             raise TaskDataError(f"{self.name}: no examples to evaluate")
         preds = self.predict(model, tokenizer, examples, batch_size, max_length)
-        return classification_metrics(preds, [int(e.label) for e in examples])  # type: ignore[arg-type]
+        labels = [int(e.label) for e in examples]  # type: ignore[arg-type]
+        # per-example predictions travel with the scores: the report's bootstrap intervals and paired tests need them
+        per_example = [{"id": e.id or str(i), "label": y, "pred": p}
+                       for i, (e, y, p) in enumerate(zip(examples, labels, preds, strict=True))]
+        return Scores(classification_metrics(preds, labels), details={"per_example": per_example})
 
     def validation_metrics(self, model: nn.Module, tokenizer: Any, examples: Sequence[Example], config: TrainConfig
                            ) -> dict[str, float]:
