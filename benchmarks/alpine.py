@@ -10,7 +10,8 @@ Each row: F1/accuracy with a paired bootstrap 95% CI of the difference vs baseli
 FLOPs ×; throughput × (wall, 2 threads) and CPU-time × (1 thread), baseline and row interleaved in one process;
 peak memory ×; mean tokens in → out; fine-tuning wall time × and energy × for fine-tuned rows. Rows are written
 one by one to a JSON rows file, so an interrupted run resumes where it stopped (the fine-tuned baseline is kept as
-a safetensors checkpoint next to it).
+a safetensors checkpoint next to it, not committed; on a machine without it the baseline is fine-tuned again and the
+saved rows are kept only if it predicts exactly what the saved baseline did).
 
     python benchmarks/alpine.py                                     # full run (hours on 2 cores)
     python benchmarks/alpine.py --tasks clone --alphas 1 --layers all --sizes clone=60 --out /tmp/a  # smoke
@@ -174,8 +175,27 @@ class TaskBench:
             self.finetune_cost = timed_finetune(self.task, self.model, self.tokenizer, self.splits,
                                                 self.train_config(), not args.no_energy)
             save_hf(self.model, self.tokenizer, ckpt, kind="finetune", overwrite=True)
+            self._check_refit()
         self.model.eval()
         self.batches = self.batches_at(self.max_length)
+
+    def _check_refit(self) -> None:
+        """Rows saved on another machine, whose fine-tuned checkpoint (too big to commit) is gone: the baseline was
+        fine-tuned again with the same seed and recipe. Keep the saved rows only if it predicts exactly what the saved
+        baseline predicted on every test example; otherwise they were measured against a different model, so drop
+        this task's rows (they are measured again)."""
+        saved = self.rows.get(f"{self.name}/baseline")
+        if saved is None:
+            return
+        if self.predictions(self.model) == saved["preds"]:
+            print(f"[{self.name}] re-fitted baseline predicts exactly the saved baseline: saved rows kept", flush=True)
+            return
+        stale = [k for k in self.rows if k.startswith(f"{self.name}/")]
+        print(f"[{self.name}] re-fitted baseline differs from the saved one: {len(stale)} saved rows measured again",
+              flush=True)
+        for key in stale:
+            del self.rows[key]
+        self.save()
 
     def train_config(self) -> TrainConfig:
         a = self.args
