@@ -67,8 +67,9 @@ BOOTSTRAPPED = ("f1", "precision", "recall")
 
 
 def _bootstrap(row: Row, metric: str) -> str:
-    """" [low, high] Δ vs baseline +d [low, high]" for F1-like metrics from the records' per-example predictions:
-    a percentile bootstrap of the metric, then a paired bootstrap of its difference on the same examples."""
+    """" (n=300) [low, high] Δ +d [low, high]" for F1-like metrics from the records' per-example predictions: a
+    percentile bootstrap interval of the metric, then a paired bootstrap of its difference to the baseline on the
+    same examples (left out when the baseline was scored on other examples)."""
     from greenprune.tasks.metrics import bootstrap_metric_interval, paired_bootstrap
 
     prefix, _, name = metric.rpartition(".")
