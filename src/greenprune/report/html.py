@@ -73,13 +73,14 @@ def _bootstrap(row: Row, metric: str) -> str:
     from greenprune.tasks.metrics import bootstrap_metric_interval, paired_bootstrap
 
     prefix, _, name = metric.rpartition(".")
-    mine = row.examples.get(prefix or str(row.task))
+    task = prefix or str(row.task)
+    mine = row.examples.get(task)
     if name not in BOOTSTRAPPED or not mine:
         return ""
     labels, preds = [y for _, y, _ in mine], [p for _, _, p in mine]
     low, high = bootstrap_metric_interval(labels, preds, name)
     text = f" (n={len(mine)}) [{low:.2f}, {high:.2f}]"
-    base = row.baseline_examples.get(prefix or str(row.task))
+    base = row.baseline_examples.get(task)
     if row.is_baseline or not base or [(i, y) for i, y, _ in base] != [(i, y) for i, y, _ in mine]:
         return text
     d = paired_bootstrap(labels, [p for _, _, p in base], preds, name)
