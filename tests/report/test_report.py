@@ -190,3 +190,28 @@ def test_quality_cell_gives_f1_its_bootstrap_interval_and_the_paired_difference(
     assert d["difference"] < 0 and d["ci_low"] < d["difference"] < d["ci_high"]
     row.baseline_examples = {"clone": base[:-1]}  # not the same examples: an interval, but no pairing
     assert "Δ" not in _fmt_metric(row) and "(n=40)" in _fmt_metric(row)
+
+
+def test_quality_cell_gives_accuracy_its_wilson_interval_and_mcnemar_from_per_example_records():
+    from greenprune.measure.records import ResultRecord
+    from greenprune.report.collect import Row
+    from greenprune.report.html import _fmt_metric
+    from greenprune.tasks.metrics import classification_metrics, mcnemar_exact, wilson_interval
+
+    labels = [1, 0] * 10
+    base_preds = [1, 0] * 8 + [0, 0, 1, 0]  # 19/20 right (e16 wrong)
+    cand_preds = [1, 1] * 2 + [1, 0] * 6 + [1, 1, 1, 0]  # 17/20 right: e1, e3, e17 wrong; e16 right
+    base_rec = ResultRecord(model="m", metrics=classification_metrics(base_preds, labels))
+    cand_rec = ResultRecord(model="m", metrics=classification_metrics(cand_preds, labels))
+    ids = [f"e{i}" for i in range(20)]
+    base = list(zip(ids, labels, base_preds, strict=True))
+    cand = list(zip(ids, labels, cand_preds, strict=True))
+    row = Row(run="r", unit="u", pipeline="p", point={}, label="alpine", model="m", task="defect", record=cand_rec,
+              baseline=base_rec, verdict="faster", examples={"defect": cand}, baseline_examples={"defect": base})
+    right = sum(y == p for y, p in zip(labels, cand_preds, strict=True))
+    low, high = wilson_interval(right, 20)
+    cell = _fmt_metric(row)
+    assert cell.startswith(f"accuracy={cand_rec.metrics['accuracy']:.4g} ({right}/20) [{low:.2f}, {high:.2f}]")
+    assert right == 17 and cell.endswith(f"paired −3/+1 (McNemar p={mcnemar_exact(3, 1):.2g})")
+    row.baseline_examples = {"defect": base[:-1]}  # scored on other examples: the interval stays, no pairing
+    assert "paired" not in _fmt_metric(row) and "(17/20)" in _fmt_metric(row)

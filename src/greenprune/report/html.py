@@ -36,26 +36,45 @@ def _fmt_ratio(value: float | None) -> str:
 RATE_COUNTS = {"pass@1": "problems", "accuracy": "examples"}
 
 
+def _correct(examples: list[tuple[str, int, int]]) -> dict[str, bool]:
+    """Per-example right/wrong from (id, label, prediction) records: accuracy's trials."""
+    return {i: y == p for i, y, p in examples}
+
+
 def _rate_interval(row: Row, metric: str) -> str:
-    """" (k/n) [low, high]" for a pass rate or accuracy whose trial count the record holds, else ""."""
+    """" (k/n) [low, high]" for a pass rate or accuracy whose trial count the record holds (or, for accuracy, whose
+    per-example predictions it kept), else ""."""
     from greenprune.tasks.metrics import wilson_interval
 
     prefix, _, name = metric.rpartition(".")
     count_key = RATE_COUNTS.get(name)
     n = row.quality.get(f"{prefix}.{count_key}" if prefix else str(count_key)) if count_key else None
-    if not n:
+    examples = row.examples.get(prefix or str(row.task)) if name == "accuracy" else None
+    if examples:
+        successes, n = sum(_correct(examples).values()), len(examples)
+    elif n:
+        successes = round(row.quality[metric] * n)
+    else:
         return ""
-    successes = round(row.quality[metric] * n)
     low, high = wilson_interval(successes, int(n))
     return f" ({successes}/{int(n)}) [{low:.2f}, {high:.2f}]"
 
 
 def _paired(row: Row, metric: str) -> str:
-    """" paired −a/+b (McNemar p)" against the unit's baseline on the same problems, else ""."""
+    """" paired −a/+b (McNemar p)" against the unit's baseline on the same problems (pass@1) or the same labelled
+    examples (accuracy), else ""."""
     from greenprune.tasks.metrics import paired_outcomes
 
-    task = metric.rpartition(".")[0] or str(row.task)
-    mine, base = row.outcomes.get(task), row.baseline_outcomes.get(task)
+    prefix, _, name = metric.rpartition(".")
+    task = prefix or str(row.task)
+    if name == "pass@1":
+        mine, base = row.outcomes.get(task), row.baseline_outcomes.get(task)
+    elif name == "accuracy":
+        mine_ex, base_ex = row.examples.get(task), row.baseline_examples.get(task)
+        same = bool(mine_ex and base_ex) and [e[:2] for e in mine_ex] == [e[:2] for e in base_ex or []]
+        mine, base = (_correct(mine_ex or []), _correct(base_ex or [])) if same else (None, None)
+    else:
+        return ""
     if row.is_baseline or not mine or not base or set(mine) != set(base):
         return ""
     pair = paired_outcomes(base, mine)
@@ -89,14 +108,14 @@ def _bootstrap(row: Row, metric: str) -> str:
 
 def _fmt_metric(row: Row) -> str:
     """The headline metric, then any other task's pass@1; rates with their 95% Wilson interval, F1 with a bootstrap
-    interval and the paired bootstrap difference to the baseline, pass rates with the paired breakdown against the
-    baseline (problems only it solved / only this stack solved)."""
+    interval and the paired bootstrap difference to the baseline, pass rates and accuracy with the paired breakdown
+    against the baseline (problems or examples only it got right / only this stack got right, exact McNemar p)."""
     metric = row.primary_metric()
     if metric is None:
         return "–"
     shown = [metric, *(k for k in sorted(row.quality) if k.endswith(".pass@1") and k != metric)]
-    return "; ".join(f"{k}={row.quality[k]:.4g}{_rate_interval(row, k)}{_bootstrap(row, k)}"
-                     f"{_paired(row, k) if k.endswith('pass@1') else ''}" for k in shown)
+    return "; ".join(f"{k}={row.quality[k]:.4g}{_rate_interval(row, k)}{_bootstrap(row, k)}{_paired(row, k)}"
+                     for k in shown)
 
 
 def table_rows(rows: list[Row]) -> list[list[str]]:
