@@ -162,3 +162,12 @@ def test_compare_alternates_the_order_of_the_two_models_each_round(tiny, batches
     expected = float(torch.tensor(per_round, dtype=torch.float64).log().mean().exp())
     assert comparison.ratios["latency_interleaved"] == pytest.approx(expected, rel=1e-9)
     assert comparison.latency_ratio_ci95 == pytest.approx(ratio_interval(per_round))
+
+
+def test_candidate_batches_give_the_candidate_its_own_encoding_of_the_same_examples(tiny, batches):
+    short = [{k: v[:, :8] for k, v in b.items()} for b in batches]  # the same rows, cut to 8 tokens
+    comparison = compare(tiny.model, tiny.model, batches, candidate_batches=short, rounds=2, energy=False)
+    assert comparison.candidate.cost.tokens == sum(int(b["attention_mask"][:, :8].sum()) for b in batches)
+    assert comparison.ratios["flops_per_sample"] < 0.5  # the same model, on far fewer tokens
+    with pytest.raises(ValueError, match="candidate_batches has 1 batches, batches has 2"):
+        compare(tiny.model, tiny.model, batches, candidate_batches=short[:1], rounds=1, energy=False)

@@ -40,6 +40,7 @@ pipelines:
       - quantize: {dtype: int8}
       - evaluate
       - measure: {batches: 1, batch_size: 4, max_length: 48, rounds: 1, energy: false}
+      - truncation: {batches: 1, batch_size: 4, max_length: 48, rounds: 1, energy: false}
   - name: dec
     model: tiny-llama
     task: perplexity
@@ -52,7 +53,8 @@ pipelines:
       - evaluate: {max_length: 64, batch_size: 2}
       - measure: {batches: 1, batch_size: 2, max_length: 64, rounds: 1, energy: false}
 """
-ENC_KINDS = ["finetune", "evaluate", "measure", "alpine", "structure", "prune", "quantize", "evaluate", "measure"]
+ENC_KINDS = ["finetune", "evaluate", "measure", "alpine", "structure", "prune", "quantize", "evaluate", "measure",
+             "truncation"]
 DEC_KINDS = ["evaluate", "measure", "structure", "recover", "evaluate", "measure"]
 
 

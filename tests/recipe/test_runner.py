@@ -247,6 +247,8 @@ def test_cli_alpine_layer_out_of_range_fails_before_the_finetune(tmp_path, no_wo
         (("  - prune: {sparsity: 0.3, method: l1}", "  - recover: {data: no-pairs.jsonl}"),
          "toy.yaml:11: steps[4].recover.data: no-pairs.jsonl: no such file"),
         (("layers: even", "layers: [-5]"), "toy.yaml:10: steps[3].alpine.layers: layer -5 is out of range"),
+        (("  - evaluate\n  - measure", "  - truncation\n  - measure"),
+         "toy.yaml:8: steps[1].truncation: no changed stack to match before it; put truncation after alpine"),
         (("steps:\n", "grid: {\"steps[3].alpine.layers\": [[1], [7]]}\nsteps:\n"),
          "toy.yaml:6: steps[3].alpine.layers (grid point toyrun@layers=7): layer 7 is out of range for tiny-bert"),
     ],

@@ -100,18 +100,25 @@ def compare(
     energy: bool = True,
     country: str = DEFAULT_COUNTRY,
     count_memory: bool = True,
+    candidate_batches: Iterable[Batch] | None = None,
 ) -> Comparison:
     """Measure two models on the same batches, interleaved, and store candidate/baseline ratios.
 
     `baseline` and `candidate` may be the same object (a self-comparison shows the noise floor).
+    `candidate_batches` gives the candidate its own encoding of the same examples (input truncation: the same model
+    on shorter inputs is the candidate); by default both run `batches`.
     """
-    data = materialize(batches, max_batches)
+    base_data = materialize(batches, max_batches)
+    data = (base_data, base_data if candidate_batches is None else materialize(candidate_batches, max_batches))
+    if len(data[1]) != len(base_data):
+        raise ValueError(f"candidate_batches has {len(data[1])} batches, batches has {len(base_data)}: "
+                         "they must encode the same examples")
     models = (baseline, candidate)
     for model in models:
         model.eval()
-    statics = [static_cost(m, data, count_memory=count_memory) for m in models]
-    for model in models:
-        warm_up(model, data, warmup)
+    statics = [static_cost(m, d, count_memory=count_memory) for m, d in zip(models, data, strict=True)]
+    for model, d in zip(models, data, strict=True):
+        warm_up(model, d, warmup)
     timings = (Timings(), Timings())
     round_ratios: list[float] = []
     with EnergyTracker(country=country, enabled=energy) as tracker:
@@ -120,7 +127,7 @@ def compare(
             seconds = [0.0, 0.0]
             for idx in order:
                 with tracker.task(f"model{idx}"):
-                    seconds[idx] = timed_pass(models[idx], data, timings[idx])
+                    seconds[idx] = timed_pass(models[idx], data[idx], timings[idx])
             round_ratios.append(seconds[1] / seconds[0])
     records = []
     for idx in range(2):
@@ -129,7 +136,7 @@ def compare(
             models[idx],
             statics[idx],
             timings[idx],
-            batch_size=batch_shape(data[0])[0],
+            batch_size=batch_shape(data[idx][0])[0],
             energy=(reading.energy_kwh / rounds, reading.co2_kg / rounds) if reading else None,
             energy_method=tracker.method,
         )

@@ -97,4 +97,27 @@ class MeasureStep(_Strict):
     label: str | None = None
 
 
-__all__ = ["EvaluateStep", "FinetuneStep", "MeasureStep", "PruneStep", "QuantizeStep", "RecoverStep"]
+class TruncationStep(_Strict):
+    """What a user tries before token pruning: the baseline with its inputs cut short (`max_length`) until its
+    counted FLOPs per sample equal the current stack's, evaluated and measured beside the baseline. A side branch:
+    the model flowing on is unchanged. FLOPs are matched on the first `batches` × `batch_size` evaluation examples
+    encoded at `max_length` (the length the stack itself is measured at); the cut is searched in
+    [`min_length`, `max_length`]."""
+
+    batches: int = Field(default=4, gt=0)
+    batch_size: int = Field(default=16, gt=0)
+    max_length: int = Field(default=256, gt=0)
+    min_length: int = Field(default=8, gt=0)
+    limit: int | None = Field(default=None, gt=0)  # examples evaluated (default: the data's limit_eval)
+    rounds: int = Field(default=3, gt=0)
+    energy: bool = True
+
+    @model_validator(mode="after")
+    def _bounds(self) -> TruncationStep:
+        if self.min_length > self.max_length:
+            raise ValueError(f"min_length ({self.min_length}) must not exceed max_length ({self.max_length})")
+        return self
+
+
+__all__ = ["EvaluateStep", "FinetuneStep", "MeasureStep", "PruneStep", "QuantizeStep", "RecoverStep",
+           "TruncationStep"]

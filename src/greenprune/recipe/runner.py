@@ -18,8 +18,9 @@ from greenprune._utils import atomic_write_text
 from greenprune.errors import GreenpruneError
 from greenprune.recipe.executors import SequentialExecutor
 from greenprune.recipe.grid import Unit, expand
-from greenprune.recipe.options import EvaluateStep, RecoverStep
+from greenprune.recipe.options import EvaluateStep, RecoverStep, TruncationStep
 from greenprune.recipe.paths import format_path
+from greenprune.recipe.registry import REGISTRY
 from greenprune.recipe.schema import Recipe, RecipeError, parse_recipe
 from greenprune.recipe.steps import resolve_task
 from greenprune.report import build_report
@@ -53,7 +54,8 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[Recipe, list[Unit]]:
 
 def check_inputs(units: list[Unit], recipe: Recipe | None = None) -> None:
     """What validation alone cannot see, checked in seconds before the run folder exists: the model resolves (its
-    config only, no weights), tasks are known, data paths exist, layer indices and counts fit the model.
+    config only, no weights), tasks are known, data paths exist, layer indices and counts fit the model, a
+    truncation step has a changed stack to match on a classification task.
 
     Every problem is reported as `file:line: key path: message` (with `recipe` from `parse_recipe`).
     """
@@ -66,11 +68,12 @@ def check_inputs(units: list[Unit], recipe: Recipe | None = None) -> None:
         text = recipe.where(unit.pipeline, loc, unit.point) if recipe is not None else f"{unit.id}: {format_path(loc)}"
         return text + (f" (grid point {unit.id})" if unit.point else "")
 
-    def task_ok(unit: Unit, name: str, loc: tuple[str | int, ...]) -> None:
+    def task_ok(unit: Unit, name: str, loc: tuple[str | int, ...]) -> Any:
         try:
-            resolve_task(name)
+            return resolve_task(name)
         except (GreenpruneError, KeyError, ValueError) as exc:
             problems.append(f"{where(unit, loc)}: {exc.args[0] if exc.args else exc}")  # KeyError's str() quotes
+            return None
 
     def path_ok(unit: Unit, source: str, loc: tuple[str | int, ...], *, file_only: bool = False) -> None:
         path = Path(source).expanduser()
@@ -87,13 +90,20 @@ def check_inputs(units: list[Unit], recipe: Recipe | None = None) -> None:
             except GreenpruneError as exc:
                 configs[spec.model] = None
                 problems.append(f"{where(unit, ('model',))}: {exc}")
-        task_ok(unit, spec.task, ("task",))
+        task = task_ok(unit, spec.task, ("task",))
         if spec.data.source != "embedded":
             path_ok(unit, spec.data.source, ("data", "source"))
         config = configs[spec.model]
         n = num_layers(config) if config is not None else None
         for i, step in enumerate(spec.steps):
             opts = step.options
+            if isinstance(opts, TruncationStep):
+                if not any(REGISTRY[s.kind].modifies for s in spec.steps[:i]):
+                    problems.append(f"{where(unit, ('steps', i, 'truncation'))}: no changed stack to match before "
+                                    "it; put truncation after alpine, structure or prune")
+                if task is not None and getattr(task, "head", "") != "classification":
+                    problems.append(f"{where(unit, ('steps', i, 'truncation'))}: task {spec.task!r} is not a "
+                                    "classification task; truncation matches token pruning in encoders (clone, defect)")
             if isinstance(opts, EvaluateStep) and opts.task is not None:
                 task_ok(unit, opts.task, ("steps", i, "evaluate", "task"))
             elif isinstance(opts, RecoverStep) and opts.data != "stdlib":

@@ -29,6 +29,7 @@ from greenprune.recipe.options import (
     PruneStep,
     QuantizeStep,
     RecoverStep,
+    TruncationStep,
 )
 from greenprune.recipe.registry import REGISTRY, StepKind, dump_options, register_step
 from greenprune.structure.pipeline import TASK_CORPUS, StructureConfig
@@ -76,6 +77,8 @@ class State:
     label: str = "baseline"
     baseline: nn.Module | None = None  # the model before the first modifying step
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # stack label → quality metrics
+    # stack label → the pipeline task's evaluation details (per-example predictions: paired tests between stacks)
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
     plugins: list[AlpineConfig] = field(default_factory=list)  # attached, not baked into weights (ALPINE)
     quantized: bool = False
 
@@ -359,12 +362,17 @@ def run_evaluate(state: State, opts: EvaluateStep, ctx: StepContext) -> StepOutp
     record.config["label"] = label
     record.task = task_name
     record.details = getattr(scores, "details", {})
+    if task_name == state.unit.spec.task:
+        state.details[label] = record.details
     return StepOutput(record)
 
 
 def restore_evaluate(state: State, record: ResultRecord | Comparison) -> None:
     assert isinstance(record, ResultRecord)
-    state.metrics.setdefault(str(record.config.get("label", "baseline")), {}).update(record.metrics)
+    label = str(record.config.get("label", "baseline"))
+    state.metrics.setdefault(label, {}).update(record.metrics)
+    if record.task == state.unit.spec.task:
+        state.details[label] = record.details
 
 
 def _measure_batches(state: State, opts: MeasureStep) -> list[dict[str, Any]]:
@@ -406,6 +414,61 @@ def run_measure(state: State, opts: MeasureStep, ctx: StepContext) -> StepOutput
     return StepOutput(comparison)
 
 
+def run_truncation(state: State, opts: TruncationStep, ctx: StepContext) -> StepOutput:
+    """The baseline on inputs cut to the current stack's counted FLOPs: evaluated, measured against the baseline
+    (interleaved, each on its own encoding of the same examples), and paired with the stack on the same examples."""
+    from greenprune.tasks.metrics import paired_bootstrap
+    from greenprune.tokens.baselines import flops_per_sample, match_truncation
+
+    task_name = state.unit.spec.task
+    if state.baseline is None:
+        raise StepError("truncation: no stack to match yet; put it after a step that changes the model (alpine, "
+                        "structure, prune)")
+    if getattr(state.task, "head", "") != "classification":
+        raise StepError(f"truncation: task {task_name!r} is not a classification task; cutting inputs short is the "
+                        "alternative to token pruning in encoders (clone, defect)")
+    cost_examples = _eval_examples(state, opts.batches * opts.batch_size)
+
+    def batches_at(length: int) -> list[dict[str, Any]]:
+        encoded = state.task.batches(state.tokenizer, cost_examples, batch_size=opts.batch_size, max_length=length)
+        return [{k: v for k, v in b.items() if k != "labels"} for b in encoded]
+
+    target = flops_per_sample(state.model, batches_at(opts.max_length))
+    match = match_truncation(state.baseline, batches_at, target, low=opts.min_length, high=opts.max_length)
+    label = f"truncation@{match.max_length}"
+    examples = _eval_examples(state, opts.limit or state.unit.spec.data.limit_eval)
+    scores = state.task.evaluate(state.baseline, state.tokenizer, examples, batch_size=opts.batch_size,
+                                 max_length=match.max_length)
+    quality = {k: float(v) for k, v in scores.items() if isinstance(v, int | float)}
+    state.metrics[label] = quality
+    details: dict[str, Any] = {**getattr(scores, "details", {}), "truncation": match.describe(),
+                               "matched_stack": ctx.label}
+    stack = state.details.get(ctx.label, {}).get("per_example")
+    mine = details.get("per_example")
+    metric = state.task.primary_metric
+    if stack and mine and [(e["id"], e["label"]) for e in stack] == [(e["id"], e["label"]) for e in mine]:
+        # stack − truncation, the same examples resampled jointly: does token pruning beat cutting the input?
+        d = paired_bootstrap([e["label"] for e in mine], [e["pred"] for e in mine], [e["pred"] for e in stack],
+                             metric)
+        details["versus_stack"] = {"stack": ctx.label, "metric": metric, **d}
+    base_quality = dict(state.metrics.get("baseline", {}))
+    shared = sorted(set(base_quality) & set(quality))
+    comparison = compare(
+        state.baseline, state.baseline, batches_at(opts.max_length), candidate_batches=batches_at(match.max_length),
+        names=(state.model_name, state.model_name), methods=("baseline", "truncation"),
+        configs=({"label": "baseline"}, {**dump_options(opts), "label": label}),
+        metrics=({k: base_quality[k] for k in shared}, {k: quality[k] for k in shared}) if shared else None,
+        task=task_name, rounds=opts.rounds, energy=opts.energy, country=state.unit.country,
+    )
+    comparison.candidate.metrics.update(quality)
+    comparison.candidate.details = details
+    comparison.candidate.notes = [
+        f"max_length {match.max_length}: {match.flops_per_sample:.4g} FLOPs/sample vs {ctx.label}'s {target:.4g} "
+        f"(off by {match.relative_error:.1%}); {len(examples)} examples evaluated"]
+    comparison.candidate.command = comparison.baseline.command = ctx.command
+    return StepOutput(comparison)
+
+
 def _prune_label(opts: PruneStep) -> str:
     if opts.pattern != "unstructured":
         return f"{opts.method}-{opts.pattern}"
@@ -426,6 +489,7 @@ register_step("recover", run_recover, "checkpoint", modifies=True, options=Recov
 register_step("evaluate", run_evaluate, "none", modifies=False, options=EvaluateStep,
               on_restore=restore_evaluate)
 register_step("measure", run_measure, "none", modifies=False, options=MeasureStep)
+register_step("truncation", run_truncation, "none", modifies=False, options=TruncationStep)
 
 
 def replay(state: State, step: StepSpec, ctx: StepContext, record: ResultRecord | Comparison) -> None:

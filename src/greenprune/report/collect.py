@@ -119,8 +119,16 @@ def _examples_by_label(steps: list[Any]) -> dict[str, dict[str, list[tuple[str, 
 
 
 def _evaluations(steps: list[Any], detail: str) -> list[ResultRecord]:
-    return [r.record for r in steps if isinstance(r.record, ResultRecord) and r.record.method == "evaluate"
-            and r.record.details.get(detail)]
+    """Records that evaluated a stack and kept `detail`: evaluate steps, and comparisons whose candidate was
+    evaluated by the step itself (truncation)."""
+    found = []
+    for step in steps:
+        rec = step.record
+        if isinstance(rec, ResultRecord) and rec.method == "evaluate" and rec.details.get(detail):
+            found.append(rec)
+        elif isinstance(rec, Comparison) and rec.candidate.details.get(detail):
+            found.append(rec.candidate)
+    return found
 
 
 def _unit_rows(run_dir: Path, unit: UnitEntry, unit_dir: Path) -> list[Row]:

@@ -106,6 +106,16 @@ def _bootstrap(row: Row, metric: str) -> str:
     return text + f" Δ {d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
 
 
+def _versus_stack(row: Row, metric: str) -> str:
+    """" alpine(even) − this Δ +d [low, high]" for a truncation row: the stack it was matched to minus it, paired
+    bootstrap on the same examples (does token pruning beat cutting the input at the same FLOPs?)."""
+    versus = row.record.details.get("versus_stack")
+    if not versus or versus.get("metric") != metric:
+        return ""
+    return (f" {versus['stack']} − this Δ {versus['difference']:+.3f} "
+            f"[{versus['ci_low']:+.3f}, {versus['ci_high']:+.3f}]")
+
+
 def _fmt_metric(row: Row) -> str:
     """The headline metric, then any other task's pass@1; rates with their 95% Wilson interval, F1 with a bootstrap
     interval and the paired bootstrap difference to the baseline, pass rates and accuracy with the paired breakdown
@@ -115,7 +125,7 @@ def _fmt_metric(row: Row) -> str:
         return "–"
     shown = [metric, *(k for k in sorted(row.quality) if k.endswith(".pass@1") and k != metric)]
     return "; ".join(f"{k}={row.quality[k]:.4g}{_rate_interval(row, k)}{_bootstrap(row, k)}{_paired(row, k)}"
-                     for k in shown)
+                     f"{_versus_stack(row, k)}" for k in shown)
 
 
 def table_rows(rows: list[Row]) -> list[list[str]]:
