@@ -129,21 +129,30 @@ def test_every_step_kind_runs_resumes_and_reports_through_the_cli(tmp_path):
     assert {"loss_first", "loss_last"} <= set(recover_metrics)
     assert dec[5].record.candidate.config["label"] == "vocab/-1L/ffn25%+lora"
 
-    # resume: forget the last two steps of each unit (as if killed there), then continue
+    # truncation: the baseline on inputs cut to the final stack's counted FLOPs, paired with that stack
+    truncation = enc[9].record
+    assert isinstance(truncation, Comparison) and truncation.ratios["flops_per_sample"] < 1.0
+    assert truncation.candidate.details["versus_stack"]["stack"] == final.candidate.config["label"]
+
+    # resume: forget the last steps of each unit (as if killed there: the encoder's last evaluate, measure and
+    # truncation, the decoder's evaluate and measure), then continue
     reference = {d: [_without_timings(s.record) for s in finished_steps(d)] for d in (enc_dir, dec_dir)}
+    forgotten = {enc_dir: 3, dec_dir: 2}
     for unit_dir, steps in ((enc_dir, enc), (dec_dir, dec)):
         (unit_dir / "DONE").unlink()
-        for step in steps[-2:]:
+        for step in steps[-forgotten[unit_dir]:]:
             shutil.rmtree(step.folder)
     kept = {d: [s.folder.stat().st_mtime_ns for s in finished_steps(d)] for d in (enc_dir, dec_dir)}
     out = _invoke("run", "--resume", str(run_dir))
     for unit_dir in (enc_dir, dec_dir):
         again = finished_steps(unit_dir)
-        assert [s.folder.stat().st_mtime_ns for s in again[:-2]] == kept[unit_dir]  # not redone
-        # the redone evaluate + measure see the same model: alpine and int8 replayed, checkpoints reloaded
+        assert [s.folder.stat().st_mtime_ns for s in again[:-forgotten[unit_dir]]] == kept[unit_dir]  # not redone
+        # the redone steps see the same model: alpine and int8 replayed, checkpoints reloaded
         redone = [_without_timings(s.record) for s in again]
         assert redone == reference[unit_dir]
         assert (unit_dir / "DONE").is_file()
+    redone_truncation = finished_steps(enc_dir)[9].record
+    assert redone_truncation.candidate.details == truncation.candidate.details  # paired with the same predictions
 
     # report: rebuilt from the records alone
     report_dir = run_dir / "report"

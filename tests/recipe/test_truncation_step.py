@@ -120,3 +120,19 @@ steps:
                                           r"classification task"):
         run_recipe(path, root=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_stack_with_unchanged_flops_has_nothing_to_match(tmp_path):
+    from greenprune.recipe.steps import StepError
+
+    from ._toy_import import toy
+
+    toy.setup()
+    recipe = toy.RECIPE.replace("  - alpine: {layers: even, alpha: 0.5}\n  - prune: {sparsity: 0.3, method: l1}\n"
+                                "  - evaluate\n", "  - quantize: {dtype: int8}\n  - evaluate\n  - truncation\n")
+    assert "truncation" in recipe
+    path = tmp_path / "q.yaml"
+    path.write_text(recipe)
+    with pytest.raises(StepError, match=r"toyrun: step 5 \(truncation\): truncation: int8 executes no fewer "
+                                        r"counted FLOPs than the baseline at max_length 256"):
+        run_recipe(path, root=tmp_path / "runs")

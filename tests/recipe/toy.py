@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from greenprune.tasks.base import Scores
+
 # a recipe exercising fine-tuning, evaluation, measurement, ALPINE and weight pruning on tiny-bert in seconds
 RECIPE = """\
 name: toyrun
@@ -81,13 +83,17 @@ class ToyTask:
             yield batch
 
     @torch.no_grad()
-    def evaluate(self, model: Any, tokenizer: Any, examples: Sequence[ToyExample], **_: Any) -> dict[str, float]:
+    def evaluate(self, model: Any, tokenizer: Any, examples: Sequence[ToyExample], batch_size: int = 8,
+                 max_length: int = 64, **_: Any) -> Scores:
+        """Accuracy, with each example's prediction (what paired tests between stacks need)."""
         model.eval()
-        correct = 0
-        for batch in self.batches(tokenizer, examples, 8, 64):
-            labels = batch.pop("labels")
-            correct += int((model(**batch).logits.argmax(-1) == labels).sum())
-        return {"accuracy": correct / len(examples)}
+        preds: list[int] = []
+        for batch in self.batches(tokenizer, examples, batch_size, max_length):
+            batch.pop("labels")
+            preds += model(**batch).logits.argmax(-1).tolist()
+        per_example = [{"id": e.id, "label": e.label, "pred": p} for e, p in zip(examples, preds, strict=True)]
+        correct = sum(e["label"] == e["pred"] for e in per_example)
+        return Scores({"accuracy": correct / len(examples)}, {"per_example": per_example})
 
     def finetune(self, model: Any, tokenizer: Any, splits: ToySplits, config: Any) -> ToyResult:
         torch.manual_seed(config.seed)

@@ -98,9 +98,22 @@ def check_inputs(units: list[Unit], recipe: Recipe | None = None) -> None:
         for i, step in enumerate(spec.steps):
             opts = step.options
             if isinstance(opts, TruncationStep):
-                if not any(REGISTRY[s.kind].modifies for s in spec.steps[:i]):
+                changed = [j for j, s in enumerate(spec.steps[:i]) if REGISTRY[s.kind].modifies]
+                # the stack's own evaluation, on the same examples and inputs, is what truncation is paired with
+                since = spec.steps[changed[-1] + 1 : i] if changed else []
+                evaluated = [s.options for s in since if isinstance(s.options, EvaluateStep)
+                             and s.options.task in (None, spec.task) and s.options.label is None
+                             and s.options.limit in (None, opts.limit)]
+                if not changed:
                     problems.append(f"{where(unit, ('steps', i, 'truncation'))}: no changed stack to match before "
                                     "it; put truncation after alpine, structure or prune")
+                elif not evaluated:
+                    problems.append(f"{where(unit, ('steps', i, 'truncation'))}: evaluate the stack it is matched "
+                                    "to first (an evaluate step after the last changing step, same limit, no label)")
+                elif evaluated[-1].max_length not in (None, opts.max_length):
+                    problems.append(f"{where(unit, ('steps', i, 'truncation', 'max_length'))}: {opts.max_length} "
+                                    f"differs from the stack's evaluation ({evaluated[-1].max_length}); FLOPs are "
+                                    "matched at the length the stack was evaluated at")
                 if task is not None and getattr(task, "head", "") != "classification":
                     problems.append(f"{where(unit, ('steps', i, 'truncation'))}: task {spec.task!r} is not a "
                                     "classification task; truncation matches token pruning in encoders (clone, defect)")

@@ -76,6 +76,7 @@ class State:
     splits: Splits
     label: str = "baseline"
     baseline: nn.Module | None = None  # the model before the first modifying step
+    baseline_tokenizer: Any = None  # its tokenizer (vocabulary pruning gives the stack a new one)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # stack label → quality metrics
     # stack label → the pipeline task's evaluation details (per-example predictions: paired tests between stacks)
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -155,6 +156,7 @@ def snapshot_baseline(state: State) -> None:
     if state.baseline is None:
         state.baseline = copy.deepcopy(state.model)
         state.baseline.eval()
+        state.baseline_tokenizer = state.tokenizer
 
 
 # ---------------------------------------------------------------- finetune / recover
@@ -375,12 +377,15 @@ def restore_evaluate(state: State, record: ResultRecord | Comparison) -> None:
         state.details[label] = record.details
 
 
-def _measure_batches(state: State, opts: MeasureStep) -> list[dict[str, Any]]:
+def _measure_batches(state: State, opts: MeasureStep, tokenizer: Any = None) -> list[dict[str, Any]]:
     examples = _eval_examples(state, opts.batches * opts.batch_size)
-    batches = list(
-        state.task.batches(state.tokenizer, examples, batch_size=opts.batch_size, max_length=opts.max_length)
-    )
+    batches = list(state.task.batches(tokenizer or state.tokenizer, examples, batch_size=opts.batch_size,
+                                      max_length=opts.max_length))
     return [{k: v for k, v in b.items() if k != "labels"} for b in batches[: opts.batches]]
+
+
+def _baseline_tokenizer(state: State) -> Any:
+    return state.baseline_tokenizer if state.baseline_tokenizer is not None else state.tokenizer
 
 
 def run_measure(state: State, opts: MeasureStep, ctx: StepContext) -> StepOutput:
@@ -398,8 +403,11 @@ def run_measure(state: State, opts: MeasureStep, ctx: StepContext) -> StepOutput
         return StepOutput(record)
     base_quality = dict(state.metrics.get("baseline", {}))
     shared = sorted(set(base_quality) & set(quality))
+    # the same examples, each model encoded by its own tokenizer (a pruned vocabulary has other ids)
+    base_tokenizer = _baseline_tokenizer(state)
+    base_batches = batches if base_tokenizer is state.tokenizer else _measure_batches(state, opts, base_tokenizer)
     comparison = compare(
-        state.baseline, state.model, batches,
+        state.baseline, state.model, base_batches, candidate_batches=batches,
         names=(state.model_name, state.model_name), methods=("baseline", label),
         configs=({"label": "baseline"}, {**dump_options(opts), "label": label}),
         metrics=({k: base_quality[k] for k in shared}, {k: quality[k] for k in shared}) if shared else None,
@@ -408,7 +416,7 @@ def run_measure(state: State, opts: MeasureStep, ctx: StepContext) -> StepOutput
     # quality not shared by both sides is still worth keeping in the records
     comparison.baseline.metrics.update(base_quality)
     comparison.candidate.metrics.update(quality)
-    comparison.baseline.metrics.update(profile_metrics(state.baseline, batches))
+    comparison.baseline.metrics.update(profile_metrics(state.baseline, base_batches))
     comparison.candidate.metrics.update(profile_metrics(state.model, batches))
     comparison.candidate.command = comparison.baseline.command = ctx.command
     return StepOutput(comparison)
@@ -428,21 +436,34 @@ def run_truncation(state: State, opts: TruncationStep, ctx: StepContext) -> Step
         raise StepError(f"truncation: task {task_name!r} is not a classification task; cutting inputs short is the "
                         "alternative to token pruning in encoders (clone, defect)")
     cost_examples = _eval_examples(state, opts.batches * opts.batch_size)
+    tokenizer = _baseline_tokenizer(state)  # the stack may carry a pruned vocabulary; the baseline keeps its own
+
+    def encoded(tok: Any, length: int) -> list[dict[str, Any]]:
+        batches = state.task.batches(tok, cost_examples, batch_size=opts.batch_size, max_length=length)
+        return [{k: v for k, v in b.items() if k != "labels"} for b in batches]
 
     def batches_at(length: int) -> list[dict[str, Any]]:
-        encoded = state.task.batches(state.tokenizer, cost_examples, batch_size=opts.batch_size, max_length=length)
-        return [{k: v for k, v in b.items() if k != "labels"} for b in encoded]
+        return encoded(tokenizer, length)
 
-    target = flops_per_sample(state.model, batches_at(opts.max_length))
-    match = match_truncation(state.baseline, batches_at, target, low=opts.min_length, high=opts.max_length)
+    try:
+        target = flops_per_sample(state.model, encoded(state.tokenizer, opts.max_length))
+        match = match_truncation(state.baseline, batches_at, target, low=opts.min_length, high=opts.max_length)
+    except GreenpruneError as exc:
+        raise StepError(f"truncation: {exc}") from exc
+    if match.max_length == opts.max_length and match.flops_per_sample <= target:
+        raise StepError(f"truncation: {ctx.label} executes no fewer counted FLOPs than the baseline at max_length "
+                        f"{opts.max_length} ({target:.4g} vs {match.flops_per_sample:.4g} per sample), so there is no "
+                        "shorter input to match; truncation is the alternative to token or structural pruning")
     label = f"truncation@{match.max_length}"
     examples = _eval_examples(state, opts.limit or state.unit.spec.data.limit_eval)
-    scores = state.task.evaluate(state.baseline, state.tokenizer, examples, batch_size=opts.batch_size,
+    scores = state.task.evaluate(state.baseline, tokenizer, examples, batch_size=opts.batch_size,
                                  max_length=match.max_length)
     quality = {k: float(v) for k, v in scores.items() if isinstance(v, int | float)}
     state.metrics[label] = quality
     details: dict[str, Any] = {**getattr(scores, "details", {}), "truncation": match.describe(),
                                "matched_stack": ctx.label}
+    notes = [f"max_length {match.max_length}: {match.flops_per_sample:.4g} FLOPs/sample vs {ctx.label}'s "
+             f"{target:.4g} (off by {match.relative_error:.1%}); {len(examples)} examples evaluated"]
     stack = state.details.get(ctx.label, {}).get("per_example")
     mine = details.get("per_example")
     metric = state.task.primary_metric
@@ -451,6 +472,9 @@ def run_truncation(state: State, opts: TruncationStep, ctx: StepContext) -> Step
         d = paired_bootstrap([e["label"] for e in mine], [e["pred"] for e in mine], [e["pred"] for e in stack],
                              metric)
         details["versus_stack"] = {"stack": ctx.label, "metric": metric, **d}
+    else:
+        notes.append(f"not paired with {ctx.label}: it was not evaluated on these {len(examples)} examples before "
+                     "this step (an evaluate step with the same limit pairs them)")
     base_quality = dict(state.metrics.get("baseline", {}))
     shared = sorted(set(base_quality) & set(quality))
     comparison = compare(
@@ -462,9 +486,7 @@ def run_truncation(state: State, opts: TruncationStep, ctx: StepContext) -> Step
     )
     comparison.candidate.metrics.update(quality)
     comparison.candidate.details = details
-    comparison.candidate.notes = [
-        f"max_length {match.max_length}: {match.flops_per_sample:.4g} FLOPs/sample vs {ctx.label}'s {target:.4g} "
-        f"(off by {match.relative_error:.1%}); {len(examples)} examples evaluated"]
+    comparison.candidate.notes = notes
     comparison.candidate.command = comparison.baseline.command = ctx.command
     return StepOutput(comparison)
 

@@ -113,8 +113,10 @@ def _examples_by_label(steps: list[Any]) -> dict[str, dict[str, list[tuple[str, 
     """stack label → task → [(example id, label, prediction)], from classification evaluate records."""
     found: dict[str, dict[str, list[tuple[str, int, int]]]] = {}
     for rec in _evaluations(steps, "per_example"):
-        per = [(str(e["id"]), int(e["label"]), int(e["pred"])) for e in rec.details["per_example"]]
-        found.setdefault(str(rec.config.get("label", "baseline")), {})[str(rec.task)] = per
+        per = [(str(e["id"]), int(e["label"]), int(e["pred"])) for e in rec.details["per_example"]
+               if "label" in e and "pred" in e]  # (code-to-text keeps per-example BLEU, not predictions)
+        if per:
+            found.setdefault(str(rec.config.get("label", "baseline")), {})[str(rec.task)] = per
     return found
 
 

@@ -37,8 +37,8 @@ RATE_COUNTS = {"pass@1": "problems", "accuracy": "examples"}
 
 
 def _correct(examples: list[tuple[str, int, int]]) -> dict[str, bool]:
-    """Per-example right/wrong from (id, label, prediction) records: accuracy's trials."""
-    return {i: y == p for i, y, p in examples}
+    """Per-example right/wrong from (id, label, prediction) records, keyed by position and id (ids may repeat)."""
+    return {f"{n}:{i}": y == p for n, (i, y, p) in enumerate(examples)}
 
 
 def _rate_interval(row: Row, metric: str) -> str:
@@ -51,7 +51,7 @@ def _rate_interval(row: Row, metric: str) -> str:
     n = row.quality.get(f"{prefix}.{count_key}" if prefix else str(count_key)) if count_key else None
     examples = row.examples.get(prefix or str(row.task)) if name == "accuracy" else None
     if examples:
-        successes, n = sum(_correct(examples).values()), len(examples)
+        successes, n = sum(y == p for _, y, p in examples), len(examples)
     elif n:
         successes = round(row.quality[metric] * n)
     else:
@@ -172,7 +172,9 @@ def rich_table(rows: list[Row], title: str = "every stack vs its baseline (ratio
 
     table = Table(title=title)
     for i, header in enumerate(HEADERS):
-        table.add_column(header, justify="right" if i >= 3 else "left", overflow="fold")
+        # a stack's name stays on one line (it is what a reader looks for); the long quality cell wraps instead
+        table.add_column(header, justify="right" if i >= 3 else "left", overflow="fold", no_wrap=i == 1,
+                         ratio=3 if i == 2 else None)
     for cells in table_rows(rows):
         table.add_row(*cells)
     return table

@@ -22,12 +22,13 @@ Batches = Sequence[Mapping[str, Any]]
 
 def flops_per_sample(model: nn.Module, batches: Batches) -> float:
     """Counted FLOPs of `model` over `batches`, divided by the number of samples (labels are not inputs)."""
-    from greenprune.measure.cost import batch_shape, model_inputs
+    from greenprune.measure.cost import batch_shape, model_device, model_inputs
     from greenprune.measure.flops import count_flops
 
     total = samples = 0
+    device = model_device(model)
     for batch in batches:
-        inputs = model_inputs(batch)
+        inputs = model_inputs(batch, device)
         total += count_flops(model, inputs)
         samples += batch_shape(inputs)[0]
     if not samples:
