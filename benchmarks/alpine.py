@@ -331,6 +331,14 @@ class TaskBench:
                 settings.append((row, AlpineConfig(layers=layers, alpha=alpha)))
         ranked = rank_settings([(r, self.rows[f"{self.name}/{r}"]) for r, _ in settings], base, self.metric)
         best_row, best = next((r, c) for r, c in settings if r == ranked[0])
+        # the alternatives at the best setting first (minutes each), the fine-tuned rows last (a fine-tune each)
+        trace_ratio = self.rows[f"{self.name}/{best_row}"]["matched_ratio"]
+        for kind, config in matched_configs(best, _ratio_trace(trace_ratio), seed=a.seed).items():
+            self.alpine_row(f"{kind}-{best.layers}-matched", config, matched_to=best_row)
+        self.truncation_row("truncation-matched-flops", self.rows[f"{self.name}/{best_row}"]["flops_per_sample"])
+        self.onnx_rows()
+        if not self.done("alpine+int8"):
+            self.alpine_row("alpine+int8", best, model=quantize(self.model, "int8"), composed_with=best_row)
         for row in ranked[: a.finetune_best]:
             config = dict(settings)[row]
             if not self.done(f"{row}-ft"):
@@ -341,13 +349,6 @@ class TaskBench:
                 handle.detach()
                 self.alpine_row(f"{row}-ft", config, model=model, finetune=cost,
                                 finetune_x=_finetune_ratios(cost, base.get("finetune")))
-        trace_ratio = self.rows[f"{self.name}/{best_row}"]["matched_ratio"]
-        for kind, config in matched_configs(best, _ratio_trace(trace_ratio), seed=a.seed).items():
-            self.alpine_row(f"{kind}-{best.layers}-matched", config, matched_to=best_row)
-        self.truncation_row("truncation-matched-flops", self.rows[f"{self.name}/{best_row}"]["flops_per_sample"])
-        self.onnx_rows()
-        if not self.done("alpine+int8"):
-            self.alpine_row("alpine+int8", best, model=quantize(self.model, "int8"), composed_with=best_row)
 
 
 def _static_ratio(trace: Any) -> float:
