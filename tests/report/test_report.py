@@ -167,51 +167,52 @@ def test_quality_cell_pairs_a_stacks_problems_with_the_baselines():
     assert "paired" not in _fmt_metric(row)
 
 
-def test_quality_cell_gives_f1_its_bootstrap_interval_and_the_paired_difference():
+def _classification_row(task: str, labels: list[int], base_preds: list[int], cand_preds: list[int]):
+    """A stack's report row with its and the baseline's per-example predictions on the same labelled examples."""
     from greenprune.measure.records import ResultRecord
     from greenprune.report.collect import Row
+    from greenprune.tasks.metrics import classification_metrics
+
+    base_rec = ResultRecord(model="m", metrics=classification_metrics(base_preds, labels))
+    cand_rec = ResultRecord(model="m", metrics=classification_metrics(cand_preds, labels))
+    ids = [f"e{i}" for i in range(len(labels))]
+    base = list(zip(ids, labels, base_preds, strict=True))
+    cand = list(zip(ids, labels, cand_preds, strict=True))
+    return Row(run="r", unit="u", pipeline="p", point={}, label="alpine", model="m", task=task, record=cand_rec,
+               baseline=base_rec, verdict="faster", examples={task: cand}, baseline_examples={task: base})
+
+
+def test_quality_cell_gives_f1_its_bootstrap_interval_and_the_paired_difference():
     from greenprune.report.html import _fmt_metric
-    from greenprune.tasks.metrics import bootstrap_metric_interval, classification_metrics, paired_bootstrap
+    from greenprune.tasks.metrics import bootstrap_metric_interval, paired_bootstrap
 
     labels = [1, 0] * 20
     base_preds = [1, 0] * 18 + [0, 1] * 2  # 36/40 right
     cand_preds = [1, 0] * 15 + [0, 1] * 5  # 30/40 right
-    base_rec = ResultRecord(model="m", metrics=classification_metrics(base_preds, labels))
-    cand_rec = ResultRecord(model="m", metrics=classification_metrics(cand_preds, labels))
-    ids = [f"e{i}" for i in range(40)]
-    base = list(zip(ids, labels, base_preds, strict=True))
-    cand = list(zip(ids, labels, cand_preds, strict=True))
-    row = Row(run="r", unit="u", pipeline="p", point={}, label="alpine", model="m", task="clone", record=cand_rec,
-              baseline=base_rec, verdict="faster", examples={"clone": cand}, baseline_examples={"clone": base})
+    row = _classification_row("clone", labels, base_preds, cand_preds)
     low, high = bootstrap_metric_interval(labels, cand_preds, "f1")
     d = paired_bootstrap(labels, base_preds, cand_preds, "f1")
     cell = _fmt_metric(row)
-    assert cell.startswith(f"f1={cand_rec.metrics['f1']:.4g} (n=40) [{low:.2f}, {high:.2f}] Δ {d['difference']:+.3f}")
+    assert cell.startswith(f"f1={row.quality['f1']:.4g} (n=40) [{low:.2f}, {high:.2f}] Δ {d['difference']:+.3f}")
     assert d["difference"] < 0 and d["ci_low"] < d["difference"] < d["ci_high"]
-    row.baseline_examples = {"clone": base[:-1]}  # not the same examples: an interval, but no pairing
+    row.baseline_examples = {"clone": row.baseline_examples["clone"][:-1]}  # other examples: an interval, no pairing
     assert "Δ" not in _fmt_metric(row) and "(n=40)" in _fmt_metric(row)
 
 
 def test_quality_cell_gives_accuracy_its_wilson_interval_and_mcnemar_from_per_example_records():
-    from greenprune.measure.records import ResultRecord
-    from greenprune.report.collect import Row
     from greenprune.report.html import _fmt_metric
-    from greenprune.tasks.metrics import classification_metrics, mcnemar_exact, wilson_interval
+    from greenprune.tasks.metrics import mcnemar_exact, wilson_interval
 
     labels = [1, 0] * 10
     base_preds = [1, 0] * 8 + [0, 0, 1, 0]  # 19/20 right (e16 wrong)
     cand_preds = [1, 1] * 2 + [1, 0] * 6 + [1, 1, 1, 0]  # 17/20 right: e1, e3, e17 wrong; e16 right
-    base_rec = ResultRecord(model="m", metrics=classification_metrics(base_preds, labels))
-    cand_rec = ResultRecord(model="m", metrics=classification_metrics(cand_preds, labels))
-    ids = [f"e{i}" for i in range(20)]
-    base = list(zip(ids, labels, base_preds, strict=True))
-    cand = list(zip(ids, labels, cand_preds, strict=True))
-    row = Row(run="r", unit="u", pipeline="p", point={}, label="alpine", model="m", task="defect", record=cand_rec,
-              baseline=base_rec, verdict="faster", examples={"defect": cand}, baseline_examples={"defect": base})
+    row = _classification_row("defect", labels, base_preds, cand_preds)
     right = sum(y == p for y, p in zip(labels, cand_preds, strict=True))
     low, high = wilson_interval(right, 20)
     cell = _fmt_metric(row)
-    assert cell.startswith(f"accuracy={cand_rec.metrics['accuracy']:.4g} ({right}/20) [{low:.2f}, {high:.2f}]")
+    assert cell.startswith(f"accuracy={row.quality['accuracy']:.4g} ({right}/20) [{low:.2f}, {high:.2f}]")
     assert right == 17 and cell.endswith(f"paired −3/+1 (McNemar p={mcnemar_exact(3, 1):.2g})")
-    row.baseline_examples = {"defect": base[:-1]}  # scored on other examples: the interval stays, no pairing
+    row.baseline_examples = {"defect": row.baseline_examples["defect"][:-1]}  # other examples: no pairing
     assert "paired" not in _fmt_metric(row) and "(17/20)" in _fmt_metric(row)
+    row.examples = {"defect": [("same-id", y, p) for _, y, p in row.examples["defect"]]}  # ids may repeat
+    assert "(17/20)" in _fmt_metric(row)
