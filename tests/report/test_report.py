@@ -216,3 +216,17 @@ def test_quality_cell_gives_accuracy_its_wilson_interval_and_mcnemar_from_per_ex
     assert "paired" not in _fmt_metric(row) and "(17/20)" in _fmt_metric(row)
     row.examples = {"defect": [("same-id", y, p) for _, y, p in row.examples["defect"]]}  # ids may repeat
     assert "(17/20)" in _fmt_metric(row)
+
+
+def test_code_to_text_per_example_scores_are_not_mistaken_for_predictions():
+    from types import SimpleNamespace
+
+    from greenprune.measure.records import ResultRecord
+    from greenprune.report.collect import _examples_by_label
+
+    summarize = ResultRecord(model="m", method="evaluate", task="summarize", config={"label": "baseline"},
+                             details={"per_example": [{"id": "f1", "bleu4_smoothed": 12.5, "hypothesis": "x"}]})
+    clone = ResultRecord(model="m", method="evaluate", task="clone", config={"label": "baseline"},
+                         details={"per_example": [{"id": "p1", "label": 1, "pred": 0}]})
+    found = _examples_by_label([SimpleNamespace(record=summarize), SimpleNamespace(record=clone)])
+    assert found == {"baseline": {"clone": [("p1", 1, 0)]}}
