@@ -313,6 +313,25 @@ def paired(r: dict[str, Any], base: dict[str, Any]) -> dict[str, float] | None:
     return paired_outcomes({i: i in base["solved_ids"] for i in ids}, {i: i in r["solved_ids"] for i in ids})
 
 
+def peer_lines(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """greenprune's FFN rows beside Torch-Pruning's at the same share, paired on the same problems (computed)."""
+    out = []
+    for name, theirs in sorted(rows.items()):
+        ours = rows.get(name.removeprefix("tp-"))
+        if not name.startswith("tp-") or ours is None:
+            continue
+        text = (f"- {name.removeprefix('tp-')} vs {name} (the same {theirs['ffn'].split(' ')[0]} neurons per layer, "
+                f"the same evaluation): perplexity {ours['ppl']:.2f} vs {theirs['ppl']:.2f}")
+        if "pass@1" in ours and "pass@1" in theirs:
+            text += f"; pass@1 {solved(ours)} vs {solved(theirs)}"
+            pair = paired(theirs, ours)  # "baseline" = greenprune's row, "candidate" = the peer's
+            if pair:
+                text += (f"; solved only by greenprune's row {pair['only_baseline']:.0f}, only by Torch-Pruning's "
+                         f"{pair['only_candidate']:.0f} (McNemar p = {pair['mcnemar_p']:.3g})")
+        out.append(text + ".")
+    return ["## Beside the peer (Torch-Pruning, computed from the rows above)", "", *out, ""] if out else []
+
+
 def aim_lines(rows: dict[str, dict[str, Any]], order: list[str]) -> list[str]:
     """The issue's aim checked against the measured rows (computed, so a re-render can never go stale)."""
     base = rows.get("baseline")
@@ -431,6 +450,7 @@ def write_markdown(rows: dict[str, dict[str, Any]], order: list[str], command: s
         f"{args.calib_batches}×4×{args.calib_seq_len} calibration tokens (stdlib valid split).",
         f"Per-row timings, solved problem ids, sandbox layers and speed verdicts are in `{args.stem}.rows*.json`.",
         "",
+        *peer_lines(rows),
         *aim_lines(rows, order),
     ]
     atomic_write_text(RESULTS / f"{args.stem}.md", "\n".join(lines))
