@@ -41,7 +41,12 @@ import torch
 from greenprune._utils import atomic_write_text
 from greenprune.tasks import Splits, TrainConfig, get_task
 from greenprune.tasks.corpus import length_distribution
-from greenprune.tasks.metrics import classification_metrics, paired_bootstrap
+from greenprune.tasks.metrics import (
+    bootstrap_metric_interval,
+    classification_metrics,
+    paired_bootstrap,
+    wilson_interval,
+)
 from greenprune.tokens import AlpineConfig, attach
 from greenprune.tokens.baselines import flops_per_sample, match_truncation, matched_configs
 
@@ -396,21 +401,31 @@ def render(name: str, rows: dict[str, Any], command: str, minutes: float) -> str
     if base is None:
         return ""
     metric = PRIMARY[name]
-    lines = ["| row | F1 | accuracy | Δ" + metric + " vs baseline [95% CI] | FLOPs × | throughput × (wall, 2t) | "
-             "CPU-time speed-up (1t) | peak mem × | tokens in → out | fine-tune time × | fine-tune energy × |",
+    lines = ["| row | F1 [95% CI] | accuracy [95% CI] | Δ" + metric + " vs baseline [95% CI] | FLOPs × | "
+             "throughput × (wall, 2t) | CPU-time speed-up (1t) | peak mem × | tokens in → out | fine-tune time × "
+             "| fine-tune energy × |",
              "|" + "---|" * 11]
+    labels = base.get("_labels")
     for row, v in mine.items():
         boot = v.get("bootstrap", {}).get(metric)
         delta = f"{boot['difference']:+.4f} [{boot['ci_low']:+.4f}, {boot['ci_high']:+.4f}]" if boot else "-"
         ft = v.get("finetune_x") or {}
-        lines.append(f"| {row} | {_f(v['metrics']['f1'], 4)} | {_f(v['metrics']['accuracy'], 4)} | {delta} "
+        f1, acc = _f(v["metrics"]["f1"], 4), _f(v["metrics"]["accuracy"], 4)
+        if labels and v.get("preds") and len(v["preds"]) == len(labels):
+            # the row's own 95% intervals: percentile bootstrap for F1, Wilson for accuracy (a rate of n trials)
+            low, high = bootstrap_metric_interval(labels, v["preds"], "f1", resamples=rows.get("_resamples", 2000))
+            right = sum(int(y == p) for y, p in zip(labels, v["preds"], strict=True))
+            a_low, a_high = wilson_interval(right, len(labels))
+            f1, acc = f"{f1} [{low:.3f}, {high:.3f}]", f"{acc} [{a_low:.3f}, {a_high:.3f}]"
+        lines.append(f"| {row} | {f1} | {acc} | {delta} "
                      f"| {_f(v.get('flops_x'))} | {_f(v.get('throughput_wall_2t'))} "
                      f"| {_f(v.get('cpu_time_speedup_1t'))} "
                      f"| {_f(v.get('memory_x'))} | {_f(v.get('tokens_in'), 1)} → {_f(v.get('tokens_out'), 1)} "
                      f"| {_f(ft.get('seconds'))} | {_f(ft.get('energy_kwh'))} |")
     return f"""# ALPINE on {name}
 
-Command: `{command}` ({minutes:.1f} min so far on this machine; every row also stores its command in the rows file)
+Command: `{command}` ({minutes:.1f} min of runs so far on this machine, resumed runs added up; every row also stores
+its command in the rows file)
 
 Data: {base['sizes']} examples; test input length (code tokens, both sides of a pair): median
 {base['lengths']['median']:.0f}, p90 {base['lengths']['p90']:.0f}; max_length {base['max_length']}.
@@ -492,20 +507,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--no-energy", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="re-render the results files from the saved rows (the command shown is the measuring one)")
     args = parser.parse_args(argv)
     args.command = shlex.join(["python", "benchmarks/alpine.py", *(sys.argv[1:] if argv is None else argv)])
     args.out.mkdir(parents=True, exist_ok=True)
     rows_file = args.out / "alpine-rows.json"
     rows: dict[str, Any] = json.loads(rows_file.read_text()) if rows_file.is_file() else {}
-    rows["_resamples"] = args.resamples
+    rows.setdefault("_resamples", args.resamples)
+    spent = float(rows.get("_minutes", 0.0))  # over every resumed run
     start = time.perf_counter()
 
-    def save() -> None:
-        atomic_write_text(rows_file, json.dumps(rows) + "\n")
+    def write_results(minutes: float) -> None:
         for name in args.tasks.split(","):
-            text = render(name, rows, args.command, (time.perf_counter() - start) / 60)
+            command = rows.get(f"{name}/baseline", {}).get("command", args.command)  # the measuring command
+            text = render(name, rows, command, minutes)
             if text:
                 atomic_write_text(args.out / f"alpine-{name}.md", text)
+
+    def save() -> None:
+        rows["_minutes"] = spent + (time.perf_counter() - start) / 60
+        atomic_write_text(rows_file, json.dumps(rows) + "\n")
+        write_results(rows["_minutes"])
+
+    if args.markdown_only:
+        write_results(spent)
+        return 0
 
     for name in [t for t in args.tasks.split(",") if t]:
         bench = TaskBench(args, name, rows, save)
