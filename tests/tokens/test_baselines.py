@@ -38,6 +38,18 @@ def test_truncation_lands_within_two_percent_of_an_alpine_rows_flops(setup):
     assert 8 < match.max_length < 512 and len(match.tried) <= 12  # a bisection, not a scan
 
 
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
+def test_truncation_search_finds_what_a_scan_of_every_length_finds_with_few_probes(setup, alpha):
+    loaded, batches_at = setup
+    with attach(loaded, AlpineConfig(layers="all", alpha=alpha)):
+        target = flops_per_sample(loaded.model, batches_at(96))
+    scan = {n: flops_per_sample(loaded.model, batches_at(n)) for n in range(4, 97)}
+    closest = min(scan.values(), key=lambda f: abs(f - target))
+    match = match_truncation(loaded.model, batches_at, target, low=4, high=96)
+    assert match.flops_per_sample == closest and scan[match.max_length] == closest
+    assert len(match.tried) <= 9  # both ends, then a bisection: a handful of probes, not a scan of 93
+
+
 def test_truncation_target_beyond_the_range_takes_the_nearest_end(setup):
     loaded, batches_at = setup
     top = match_truncation(loaded.model, batches_at, 1e18, high=64)
