@@ -16,7 +16,8 @@ def test_demo_runs_the_shipped_recipe_end_to_end(tmp_path):
                           capture_output=True, text=True, cwd=root, timeout=3600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = " ".join(proc.stdout.split())
-    for stack in ("baseline", "alpine(even)", "alpine(even)+ffn20%+int8", "vocab/-2L/ffn10%"):
+    for stack in ("baseline", "alpine(even)", "truncation@", "alpine(even)+ffn20%+int8", "vocab/-2L/ffn10%"):
         assert stack in out
+    assert "alpine(even) − this Δ" in out  # ALPINE paired with truncation at its FLOPs
     (run_dir,) = tmp_path.iterdir()
     assert (run_dir / "report" / "report.html").is_file() and "report.html" in out
