@@ -71,8 +71,9 @@ def _paired(row: Row, metric: str) -> str:
         mine, base = row.outcomes.get(task), row.baseline_outcomes.get(task)
     elif name == "accuracy":
         mine_ex, base_ex = row.examples.get(task), row.baseline_examples.get(task)
-        same = bool(mine_ex and base_ex) and [e[:2] for e in mine_ex] == [e[:2] for e in base_ex or []]
-        mine, base = (_correct(mine_ex or []), _correct(base_ex or [])) if same else (None, None)
+        if not mine_ex or not base_ex or [e[:2] for e in mine_ex] != [e[:2] for e in base_ex]:
+            return ""  # not the same labelled examples: nothing to pair
+        mine, base = _correct(mine_ex), _correct(base_ex)
     else:
         return ""
     if row.is_baseline or not mine or not base or set(mine) != set(base):
@@ -173,8 +174,7 @@ def rich_table(rows: list[Row], title: str = "every stack vs its baseline (ratio
     table = Table(title=title)
     for i, header in enumerate(HEADERS):
         # a stack's name stays on one line (it is what a reader looks for); the long quality cell wraps instead
-        table.add_column(header, justify="right" if i >= 3 else "left", overflow="fold", no_wrap=i == 1,
-                         ratio=3 if i == 2 else None)
+        table.add_column(header, justify="right" if i >= 3 else "left", overflow="fold", no_wrap=i == 1)
     for cells in table_rows(rows):
         table.add_row(*cells)
     return table
