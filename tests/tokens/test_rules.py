@@ -123,3 +123,21 @@ def test_pruning_kernel_matches_hf_eager_attention_and_probability_scores(flash,
         torch.testing.assert_close(out, ref_out)
         scores = importance_from_received(received, valid)
         torch.testing.assert_close(scores * valid, token_importance(ref_probs, valid) * valid)
+
+
+def test_pruning_kernel_trains_with_attention_dropout():
+    """Fine-tuning with ALPINE attached (the paper's protocol) runs with the model's attention dropout: the CPU
+    flash kernel has none, so training takes the eager path; the scores ignore dropout, the output does not."""
+    from greenprune.tokens import attention as kernel
+    from greenprune.tokens.repack import additive_mask
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 9, 8, requires_grad=True) for _ in range(3))
+    mask = additive_mask(torch.arange(9)[None] < torch.tensor([9, 5])[:, None], q.dtype)
+    module = torch.nn.Module()
+    plain_out, plain_received = kernel.alpine_attention(module.eval(), q, k, v, mask, scaling=0.3, dropout=0.5)
+    out, received = kernel.alpine_attention(module.train(), q, k, v, mask, scaling=0.3, dropout=0.5)
+    torch.testing.assert_close(received, plain_received)
+    assert not torch.allclose(out, plain_out)  # dropout was applied
+    out.sum().backward()
+    assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in (q, k, v))

@@ -5,7 +5,8 @@ obtained without materialising the (batch, heads, S, S) probabilities: the fused
 attention output *and* each query's log-sum-exp (lse); a second fused call with queries and keys swapped and
 bias -lse_q computes log Σ_q exp(s_qk - lse_q) = log Σ_q p_qk for every key. Two fused calls cost less than the
 eager path (matmul, S×S softmax, matmul) and need no S×S buffer, so pruning layers stay cheap next to what the
-shorter sequences save. Elsewhere (other devices, unusual masks) the eager formula is used.
+shorter sequences save. Elsewhere (other devices, unusual masks, attention dropout while training) the eager
+formula is used.
 
 Registered with transformers' public `AttentionInterface`, so HF's attention modules (and anything wrapping their
 projections, e.g. peft LoRA) stay in charge of everything else. The second return value is the received
@@ -73,9 +74,11 @@ def alpine_attention(
     scale = dim**-0.5 if scaling is None else scaling
     p = dropout if module.training else 0.0
     valid = _key_validity(attention_mask, batch, k_len, query.device)
+    # the CPU flash kernel has no dropout: training with attention dropout (fine-tuning with ALPINE attached, the
+    # paper's protocol) takes the eager path, as SDPA's own CPU dispatch falls back to its math kernel there
     flash_ok = (
         valid is not None and query.device.type == "cpu" and query.dtype in _FLASH_DTYPES and q_len == k_len
-        and hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
+        and p == 0.0 and hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
     )
     if not flash_ok:
         return eager_received(module, query, key, value, attention_mask, scale, p, valid)
