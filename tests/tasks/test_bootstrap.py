@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from greenprune.tasks.metrics import classification_metrics, paired_bootstrap, paired_differences
+from greenprune.tasks.metrics import classification_metrics, paired_bootstrap, paired_differences, paired_predictions
 
 
 def _all_resamples(n: int) -> np.ndarray:
@@ -78,3 +78,13 @@ def test_single_model_interval_is_the_percentile_of_the_resampled_metric():
     assert bootstrap_metric_interval(labels * 10, labels * 10, "f1") == (1.0, 1.0)  # perfect on every resample
     with pytest.raises(ValueError, match="equally long"):
         bootstrap_metric_interval(labels, preds[:3])
+
+
+def test_paired_predictions_pair_only_the_same_labelled_examples_in_order():
+    base = [("a", 1, 1), ("b", 0, 1), ("c", 1, 0)]
+    cand = [("a", 1, 0), ("b", 0, 0), ("c", 1, 1)]
+    assert paired_predictions(base, cand) == ([1, 0, 1], [1, 1, 0], [0, 0, 1])
+    assert paired_predictions(base, cand[::-1]) is None  # other order: positions would pair unrelated examples
+    assert paired_predictions(base, [("a", 1, 0), ("b", 1, 0), ("c", 1, 1)]) is None  # a label differs
+    assert paired_predictions(base, cand[:2]) is None  # fewer examples
+    assert paired_predictions([], []) is None  # nothing to pair

@@ -425,7 +425,7 @@ def run_measure(state: State, opts: MeasureStep, ctx: StepContext) -> StepOutput
 def run_truncation(state: State, opts: TruncationStep, ctx: StepContext) -> StepOutput:
     """The baseline on inputs cut to the current stack's counted FLOPs: evaluated, measured against the baseline
     (interleaved, each on its own encoding of the same examples), and paired with the stack on the same examples."""
-    from greenprune.tasks.metrics import paired_bootstrap
+    from greenprune.tasks.metrics import Prediction, paired_bootstrap, paired_predictions
     from greenprune.tokens.baselines import flops_per_sample, match_truncation
 
     task_name = state.unit.spec.task
@@ -464,14 +464,15 @@ def run_truncation(state: State, opts: TruncationStep, ctx: StepContext) -> Step
                                "matched_stack": ctx.label}
     notes = [f"max_length {match.max_length}: {match.flops_per_sample:.4g} FLOPs/sample vs {ctx.label}'s "
              f"{target:.4g} (off by {match.relative_error:.1%}); {len(examples)} examples evaluated"]
-    stack = state.details.get(ctx.label, {}).get("per_example")
-    mine = details.get("per_example")
+    def scored(records: list[dict[str, Any]] | None) -> list[Prediction]:
+        return [(str(e["id"]), int(e["label"]), int(e["pred"])) for e in records or []]
+
     metric = state.task.primary_metric
-    if stack and mine and [(e["id"], e["label"]) for e in stack] == [(e["id"], e["label"]) for e in mine]:
-        # stack − truncation, the same examples resampled jointly: does token pruning beat cutting the input?
-        d = paired_bootstrap([e["label"] for e in mine], [e["pred"] for e in mine], [e["pred"] for e in stack],
-                             metric)
-        details["versus_stack"] = {"stack": ctx.label, "metric": metric, **d}
+    # stack − truncation, the same examples resampled jointly: does token pruning beat cutting the input?
+    paired = paired_predictions(scored(details.get("per_example")),
+                                scored(state.details.get(ctx.label, {}).get("per_example")))
+    if paired is not None:
+        details["versus_stack"] = {"stack": ctx.label, "metric": metric, **paired_bootstrap(*paired, metric)}
     else:
         notes.append(f"not paired with {ctx.label}: it was not evaluated on these {len(examples)} examples before "
                      "this step (an evaluate step with the same limit pairs them)")

@@ -63,15 +63,15 @@ def _rate_interval(row: Row, metric: str) -> str:
 def _paired(row: Row, metric: str) -> str:
     """" paired −a/+b (McNemar p)" against the unit's baseline on the same problems (pass@1) or the same labelled
     examples (accuracy), else ""."""
-    from greenprune.tasks.metrics import paired_outcomes
+    from greenprune.tasks.metrics import paired_outcomes, paired_predictions
 
     prefix, _, name = metric.rpartition(".")
     task = prefix or str(row.task)
     if name == "pass@1":
         mine, base = row.outcomes.get(task), row.baseline_outcomes.get(task)
     elif name == "accuracy":
-        mine_ex, base_ex = row.examples.get(task), row.baseline_examples.get(task)
-        if not mine_ex or not base_ex or [e[:2] for e in mine_ex] != [e[:2] for e in base_ex]:
+        mine_ex, base_ex = row.examples.get(task, []), row.baseline_examples.get(task, [])
+        if paired_predictions(base_ex, mine_ex) is None:
             return ""  # not the same labelled examples: nothing to pair
         mine, base = _correct(mine_ex), _correct(base_ex)
     else:
@@ -90,7 +90,7 @@ def _bootstrap(row: Row, metric: str) -> str:
     """" (n=300) [low, high] Δ +d [low, high]" for F1-like metrics from the records' per-example predictions: a
     percentile bootstrap interval of the metric, then a paired bootstrap of its difference to the baseline on the
     same examples (left out when the baseline was scored on other examples)."""
-    from greenprune.tasks.metrics import bootstrap_metric_interval, paired_bootstrap
+    from greenprune.tasks.metrics import bootstrap_metric_interval, paired_bootstrap, paired_predictions
 
     prefix, _, name = metric.rpartition(".")
     task = prefix or str(row.task)
@@ -100,10 +100,10 @@ def _bootstrap(row: Row, metric: str) -> str:
     labels, preds = [y for _, y, _ in mine], [p for _, _, p in mine]
     low, high = bootstrap_metric_interval(labels, preds, name)
     text = f" (n={len(mine)}) [{low:.2f}, {high:.2f}]"
-    base = row.baseline_examples.get(task)
-    if row.is_baseline or not base or [(i, y) for i, y, _ in base] != [(i, y) for i, y, _ in mine]:
+    paired = None if row.is_baseline else paired_predictions(row.baseline_examples.get(task, []), mine)
+    if paired is None:
         return text
-    d = paired_bootstrap(labels, [p for _, _, p in base], preds, name)
+    d = paired_bootstrap(*paired, name)
     return text + f" Δ {d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
 
 

@@ -91,6 +91,19 @@ def bootstrap_metric_interval(labels: Sequence[int], predictions: Sequence[int],
     return float(low), float(high)
 
 
+# one scored example of a classification task: (example id, gold label, prediction)
+Prediction = tuple[str, int, int]
+
+
+def paired_predictions(baseline: Sequence[Prediction], candidate: Sequence[Prediction]
+                       ) -> tuple[list[int], list[int], list[int]] | None:
+    """(labels, baseline predictions, candidate predictions) when both scored the same labelled examples in the
+    same order, else None: a paired test over different examples would pair unrelated outcomes."""
+    if not baseline or [e[:2] for e in baseline] != [e[:2] for e in candidate]:
+        return None
+    return [y for _, y, _ in candidate], [p for _, _, p in baseline], [p for _, _, p in candidate]
+
+
 def paired_bootstrap(
     labels: Sequence[int],
     baseline: Sequence[int],
