@@ -271,13 +271,21 @@ def aim_lines(rows: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _shown(path: Path) -> str:
+    """A path as the reader of the results file finds it: relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(RESULTS.resolve().parent.parent))
+    except ValueError:
+        return str(path)
+
+
 def render(rows: dict[str, dict[str, Any]], order: list[str], args: argparse.Namespace) -> str:
     commands = sorted({r.get("command", "?") for r in rows.values()})
     dense = rows.get("dense", {})
     lines = [
         f"# Weight pruning of {args.model}: criteria × scopes × sparsities, N:M, dtypes",
         "",
-        "Command(s) that measured these rows (resumable; rows file `" + str(args.rows_file) + "`):",
+        "Command(s) that measured these rows (resumable; rows file `" + _shown(args.rows_file) + "`):",
         "",
         *[f"    {c}" for c in commands],
         "",
