@@ -464,6 +464,7 @@ def run_truncation(state: State, opts: TruncationStep, ctx: StepContext) -> Step
                                "matched_stack": ctx.label}
     notes = [f"max_length {match.max_length}: {match.flops_per_sample:.4g} FLOPs/sample vs {ctx.label}'s "
              f"{target:.4g} (off by {match.relative_error:.1%}); {len(examples)} examples evaluated"]
+
     def scored(records: list[dict[str, Any]] | None) -> list[Prediction]:
         return [(str(e["id"]), int(e["label"]), int(e["pred"])) for e in records or []]
 

@@ -75,7 +75,7 @@ def alpine_attention(
     p = dropout if module.training else 0.0
     valid = _key_validity(attention_mask, batch, k_len, query.device)
     # the CPU flash kernel has no dropout: training with attention dropout (fine-tuning with ALPINE attached, the
-    # paper's protocol) takes the eager path, as SDPA's own CPU dispatch falls back to its math kernel there
+    # paper's protocol) takes the eager path, which drops out the probabilities as HF's eager attention does
     flash_ok = (
         valid is not None and query.device.type == "cpu" and query.dtype in _FLASH_DTYPES and q_len == k_len
         and p == 0.0 and hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
