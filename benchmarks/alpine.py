@@ -381,6 +381,10 @@ class TaskBench:
             self.alpine_row("alpine+int8", best, model=quantize(self.model, "int8"), composed_with=best_row)
         chosen = a.finetune_rows.split(",") if a.finetune_rows else finetune_settings(
             [(r, self.rows[f"{self.name}/{r}"]) for r, _ in settings], base, self.metric, a.finetune_best)
+        unknown = sorted(set(chosen) - set(dict(settings)))
+        if unknown:
+            raise SystemExit(f"--finetune-rows: no setting {', '.join(unknown)}; the settings of this run are "
+                             f"{', '.join(r for r, _ in settings)}")
         for row in chosen:
             config = dict(settings)[row]
             if not self.done(f"{row}-ft"):
