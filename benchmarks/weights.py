@@ -39,7 +39,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 
 from greenprune._utils import atomic_write_text
-from greenprune.tasks.metrics import bootstrap_mean_interval, bootstrap_ratio_interval
+from greenprune.tasks.metrics import (
+    bootstrap_mean_interval,
+    bootstrap_ratio_interval,
+    paired_outcomes,
+    wilson_interval,
+)
 
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
@@ -218,6 +223,15 @@ def _ratio(row: dict[str, Any], ref: dict[str, Any] | None, metric: str) -> floa
     return row[metric] / ref[metric]
 
 
+def _paired(row: dict[str, Any], ref: dict[str, Any] | None) -> str:
+    """" (−a/+b, p=…)": problems only the reference / only this row solves, exact McNemar p (same problems)."""
+    if ref is None or row is ref or not row.get("passed") or len(row["passed"]) != len(ref.get("passed", [])):
+        return ""
+    pair = paired_outcomes({str(i): bool(x) for i, x in enumerate(ref["passed"])},
+                           {str(i): bool(x) for i, x in enumerate(row["passed"])})
+    return f" (−{pair['only_baseline']}/+{pair['only_candidate']}, p={pair['mcnemar_p']:.2g})"
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
@@ -301,7 +315,8 @@ def render(rows: dict[str, dict[str, Any]], order: list[str], args: argparse.Nam
         "against dense fp32 in the same process, interleaved rounds (ratio < 1 is faster). "
         f"torch {torch.__version__}, {os.cpu_count()} CPU cores.",
         "",
-        "| row | targeted sparsity | BLEU-4 [95% CI] | % ref | pass@1 | % ref | perplexity | compact bytes | "
+        "| row | targeted sparsity | BLEU-4 [95% CI] | % ref | pass@1 [95% CI] | % ref (paired −/+, McNemar p) | "
+        "perplexity | compact bytes | "
         "× dense | latency ratio [95% CI] | s |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
@@ -312,7 +327,10 @@ def render(rows: dict[str, dict[str, Any]], order: list[str], args: argparse.Nam
             continue
         ref = rows.get(r.get("reference", "dense"))
         ci = r.get("bleu_ci") or [float("nan")] * 2
-        pass1 = f"{r['pass@1']:.3f} ({sum(r['passed'])}/{r['problems']})" if "pass@1" in r else "-"
+        pass1 = "-"
+        if "pass@1" in r:
+            low, high = wilson_interval(sum(r["passed"]), r["problems"])
+            pass1 = f"{r['pass@1']:.3f} ({sum(r['passed'])}/{r['problems']}) [{low:.2f}, {high:.2f}]"
         nbytes = r.get("checkpoint_bytes")
         if nbytes is None and r.get("checkpoint_bytes_ratio") and dense.get("checkpoint_bytes"):
             nbytes = r["checkpoint_bytes_ratio"] * dense["checkpoint_bytes"]  # int8: estimated, not savable
@@ -323,7 +341,7 @@ def render(rows: dict[str, dict[str, Any]], order: list[str], args: argparse.Nam
             f"{r['bleu']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]",
             _pct(_ratio(r, ref, "bleu")),
             pass1,
-            _pct(_ratio(r, ref, "pass@1")),
+            _pct(_ratio(r, ref, "pass@1")) + _paired(r, ref),
             f"{r['perplexity']:.3f}" if "perplexity" in r else "-",
             f"{nbytes:,.0f}" if nbytes else "-",
             f"{nbytes / dense['checkpoint_bytes']:.3f}" if nbytes and dense.get("checkpoint_bytes") else "-",
