@@ -235,7 +235,7 @@ class TaskBench:
     def train_config(self) -> TrainConfig:
         a = self.args
         return TrainConfig(epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, max_length=self.max_length,
-                           seed=a.seed, device="cpu", max_steps=a.max_steps)
+                           seed=a.seed, device="cpu", max_steps=a.max_steps, group_by_length=a.group_by_length)
 
     def batches_at(self, max_length: int) -> list[dict[str, Any]]:
         out = []
@@ -579,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--group-by-length", action="store_true",
+                        help="fine-tune on batches of similar length (about half the padded tokens)")
     parser.add_argument("--max-length", type=int, default=None, help="default per task: clone 512, defect 256")
     parser.add_argument("--layers", default="all,odd,even")
     parser.add_argument("--alphas", default="0.5,1,1.5,2")

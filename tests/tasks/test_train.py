@@ -166,6 +166,62 @@ def test_shuffle_groups_keep_pairs_together_and_leave_unpaired_data_alone():
     assert shuffle_groups([Example(text="x"), Example(text="y")]) == [[0], [1]]  # empty ids never group
 
 
+def _varied_pairs(n: int) -> list[Example]:
+    """Defect-like pairs (clean, buggy: same id, stored side by side) of lengths from one to sixty lines."""
+    rng = random.Random(3)
+    out = []
+    for i in range(n):
+        body = "".join(f"    x{j} = x{j - 1} + {rng.randint(0, 9)}\n" for j in range(1, rng.randint(1, 60)))
+        out += [Example(text=f"def f{i}(x0):\n{body}    return x0\n", label=0, id=f"p{i}"),
+                Example(text=f"def f{i}(x0):\n{body}    return x1\n", label=1, id=f"p{i}")]
+    return out
+
+
+def test_token_lengths_are_the_unpadded_widths_the_batches_carry(tiny_bert):
+    from greenprune.models import load_model
+
+    examples = _varied_pairs(6)
+    for task, tokenizer in ((get_task("defect"), tiny_bert.tokenizer),
+                            (get_task("perplexity"), load_model("tiny-llama", task="perplexity").tokenizer)):
+        lengths = task.token_lengths(tokenizer, examples, max_length=256)
+        widths = [int(n) for b in task.train_batches(tokenizer, examples, 4, 256) for n in b["attention_mask"].sum(1)]
+        assert lengths == widths and max(lengths) == 256 and min(lengths) < 100  # some cut, some short
+    pair = [Example(text="def a(): pass", text_pair="def b(): pass", label=1)]
+    assert get_task("clone").token_lengths(tiny_bert.tokenizer, pair, 32) == [
+        int(next(get_task("clone").batches(tiny_bert.tokenizer, pair, 1, 32))["attention_mask"].sum())]
+
+
+def test_length_grouped_epochs_cover_every_example_keep_pairs_in_one_batch_and_pad_less(tiny_bert):
+    from greenprune.tasks.train import epoch_order, shuffle_groups
+
+    examples = _varied_pairs(200)
+    groups = shuffle_groups(examples)
+    lengths = get_task("defect").token_lengths(tiny_bert.tokenizer, examples, max_length=512)
+
+    def padded(order: list[int]) -> int:  # what a batch of 16 costs: its longest member times its size
+        return sum(max(lengths[i] for i in order[s:s + 16]) * len(order[s:s + 16]) for s in range(0, len(order), 16))
+
+    grouped = epoch_order(groups, torch.Generator().manual_seed(0), 16, lengths)
+    shuffled = epoch_order(groups, torch.Generator().manual_seed(0), 16)
+    assert sorted(grouped) == list(range(400))  # every example once
+    assert all(examples[grouped[k]].id == examples[grouped[k + 1]].id for k in range(0, 400, 2))  # pairs adjacent
+    assert padded(grouped) < 0.7 * padded(shuffled)  # the point of grouping
+    assert grouped == epoch_order(groups, torch.Generator().manual_seed(0), 16, lengths)  # deterministic per seed
+    assert grouped != epoch_order(groups, torch.Generator().manual_seed(1), 16, lengths)
+    generator = torch.Generator().manual_seed(0)
+    assert epoch_order(groups, generator, 16, lengths) != epoch_order(groups, generator, 16, lengths)  # new epoch
+
+
+def test_length_grouped_fine_tuning_is_repeatable_and_learns(tiny_bert):
+    task = get_task("defect")
+    splits = Splits(_toy_classification(64, 1), _toy_classification(16, 2), [])
+    config = TrainConfig(epochs=2, lr=1e-3, batch_size=8, max_length=32, seed=5, group_by_length=True)
+    a = task.finetune(copy.deepcopy(tiny_bert.model), tiny_bert.tokenizer, splits, config)
+    b = task.finetune(copy.deepcopy(tiny_bert.model), tiny_bert.tokenizer, splits, config)
+    assert a.history == [{**h, "seconds": a.history[i]["seconds"]} for i, h in enumerate(b.history)]
+    assert a.best_metrics["accuracy"] >= 0.9
+
+
 @pytest.mark.parametrize(("task_name", "option", "value"), [
     ("defect", "batch_size", 0),  # was a ZeroDivisionError in predict
     ("defect", "max_length", 0),  # was a score on inputs truncated to nothing

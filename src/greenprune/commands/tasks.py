@@ -56,6 +56,8 @@ def finetune(
     max_length: int = typer.Option(256, "--max-length", min=1),
     eval_every: int = typer.Option(0, "--eval-every", help="optimizer steps between validations (0: per epoch)"),
     eval_limit: int | None = typer.Option(None, "--eval-limit", help="validate on at most this many examples"),
+    group_by_length: bool = typer.Option(False, "--group-by-length",
+                                         help="batch examples of similar length (about half the padded tokens)"),
     limit: int | None = typer.Option(None, help="test on at most this many examples"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
     output: Path | None = typer.Option(None, "--output", "-o", help="folder for the best checkpoint and record"),
@@ -88,6 +90,7 @@ def finetune(
         check_lengths(loaded, max_length=max_length)
         config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, seed=seed,
                              eval_every=eval_every, eval_limit=eval_limit, device=device,
+                             group_by_length=group_by_length,
                              output_dir=str(output) if output else None, overwrite=overwrite)
         eval_kwargs = {"batch_size": batch_size, "max_length": max_length, "limit": limit}
         metrics: dict[str, float] = {}

@@ -172,7 +172,7 @@ def run_finetune(state: State, opts: FinetuneStep, ctx: StepContext) -> StepOutp
         raise StepError(f"finetune: task {state.unit.spec.task!r} has no training examples in this data")
     config = TrainConfig(
         epochs=opts.epochs, lr=opts.lr, batch_size=opts.batch_size, max_length=opts.max_length,
-        seed=state.unit.seed, eval_limit=state.unit.spec.data.limit_eval,
+        seed=state.unit.seed, eval_limit=state.unit.spec.data.limit_eval, group_by_length=opts.group_by_length,
     )
     start = time.perf_counter()
     result = state.task.finetune(state.model, state.tokenizer, splits, config)

@@ -72,6 +72,16 @@ class ClassificationTask(Task):
 
     train_batches = batches
 
+    def token_lengths(self, tokenizer: Any, examples: Sequence[Example], max_length: int = 256) -> list[int]:
+        """Each example's length in tokens as `batches` encodes it (special tokens in, before padding)."""
+        texts = [e.text for e in examples]
+        if self.pair:
+            enc = tokenizer(texts, [e.text_pair or "" for e in examples], truncation="longest_first",
+                            max_length=max_length)
+        else:
+            enc = tokenizer(texts, truncation=True, max_length=max_length)
+        return [len(ids) for ids in enc["input_ids"]]
+
     @torch.no_grad()
     def predict(self, model: nn.Module, tokenizer: Any, examples: Sequence[Example], batch_size: int = 16,
                 max_length: int = 256) -> list[int]:
@@ -124,24 +134,28 @@ class CausalLMTask(Task):
             batch.pop("labels")
             yield batch
 
+    def _row(self, tokenizer: Any, example: Example, max_length: int) -> tuple[list[int], list[int]]:
+        """(token ids, labels) of one example: BOS when the tokenizer adds one, prompt, target, EOS; cut at
+        max_length; labels ignore the prompt."""
+        bos = [tokenizer.bos_token_id] if getattr(tokenizer, "bos_token_id", None) is not None and \
+            getattr(tokenizer, "add_bos_token", False) else []
+        prompt, target = self.prompt_and_target(example)
+        p_ids = bos + (tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else [])
+        t_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+        if tokenizer.eos_token_id is not None:
+            t_ids = [*t_ids, tokenizer.eos_token_id]
+        return (p_ids + t_ids)[:max_length], ([IGNORE_INDEX] * len(p_ids) + t_ids)[:max_length]
+
     def train_batches(self, tokenizer: Any, examples: Sequence[Example], batch_size: int = 16, max_length: int = 256
                       ) -> Iterator[dict[str, torch.Tensor]]:
         """input_ids / attention_mask / labels, right-padded; prompt and padding positions are ignored in labels."""
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        bos = [tokenizer.bos_token_id] if getattr(tokenizer, "bos_token_id", None) is not None and \
-            getattr(tokenizer, "add_bos_token", False) else []
         for chunk in _chunks(examples, batch_size):
-            rows: list[tuple[list[int], list[int]]] = []
-            for e in chunk:
-                prompt, target = self.prompt_and_target(e)
-                p_ids = bos + (tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else [])
-                t_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
-                if tokenizer.eos_token_id is not None:
-                    t_ids = [*t_ids, tokenizer.eos_token_id]
-                ids = (p_ids + t_ids)[:max_length]
-                labels = ([IGNORE_INDEX] * len(p_ids) + t_ids)[:max_length]
-                rows.append((ids, labels))
-            yield pad_batch(rows, pad_id)
+            yield pad_batch([self._row(tokenizer, e, max_length) for e in chunk], pad_id)
+
+    def token_lengths(self, tokenizer: Any, examples: Sequence[Example], max_length: int = 256) -> list[int]:
+        """Each example's length in tokens as `train_batches` encodes it (before padding)."""
+        return [len(self._row(tokenizer, e, max_length)[0]) for e in examples]
 
     @torch.no_grad()
     def token_nll(self, model: nn.Module, tokenizer: Any, examples: Sequence[Example], batch_size: int = 8,
@@ -190,6 +204,26 @@ def shuffle_groups(examples: Sequence[Example]) -> list[list[int]]:
     return groups
 
 
+def epoch_order(groups: Sequence[Sequence[int]], generator: torch.Generator, batch_size: int,
+                lengths: Sequence[int] | None = None) -> list[int]:
+    """One epoch's example order: the shuffle groups in a random order, or, given token lengths, grouped by length.
+
+    Length grouping is transformers' `get_length_grouped_indices` applied to whole shuffle groups (a group's
+    length is its longest member's and the batch size is counted in groups), so a defect pair still shares its
+    batch while each batch pads to little more than its own length.
+    """
+    if lengths is None:
+        order = torch.randperm(len(groups), generator=generator).tolist()
+    else:
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        group_lengths = [max(lengths[i] for i in g) for g in groups]
+        members = sum(len(g) for g in groups)
+        order = get_length_grouped_indices(group_lengths, max(1, round(batch_size * len(groups) / members)),
+                                           generator=generator)
+    return [i for g in order for i in groups[g]]
+
+
 def train_loop(task: ClassificationTask | CausalLMTask, model: nn.Module, tokenizer: Any, splits: Splits,
                config: TrainConfig) -> FinetuneResult:
     """Fine-tune on the train split through the shared loop: AdamW with linear warm-up/decay, gradient clipping,
@@ -209,10 +243,11 @@ def train_loop(task: ClassificationTask | CausalLMTask, model: nn.Module, tokeni
     total_steps = config.max_steps or total_steps
     groups = shuffle_groups(splits.train)
     generator = torch.Generator().manual_seed(config.seed)
+    lengths = task.token_lengths(tokenizer, splits.train, config.max_length) if config.group_by_length else None
 
     def epoch() -> Iterator[dict[str, torch.Tensor]]:
-        order = torch.randperm(len(groups), generator=generator).tolist()
-        shuffled = [splits.train[i] for g in order for i in groups[g]]
+        order = epoch_order(groups, generator, config.batch_size, lengths)
+        shuffled = [splits.train[i] for i in order]
         return task.train_batches(tokenizer, shuffled, config.batch_size, config.max_length)
 
     history: list[dict[str, float]] = []
