@@ -43,6 +43,15 @@ def test_finetune_writes_record_and_checkpoint(tmp_path):
     record = load_json(tmp_path / "run" / "result.json")
     assert record.method == "finetune" and "before_accuracy" in record.metrics and "accuracy" in record.metrics
     assert (Path(record.artifacts["checkpoint"]) / "model.safetensors").is_file()
+    assert record.config["train"]["group_by_length"] is False
+
+
+def test_finetune_group_by_length_reaches_the_training_loop(tmp_path):
+    result = runner.invoke(app, ["finetune", "tiny-bert", "--task", "clone", "--data", str(FIX / "bigclonebench"),
+                                 "--max-length", "64", "--batch-size", "2", "--group-by-length", "--no-baseline",
+                                 "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    assert load_json(tmp_path / "r.json").config["train"]["group_by_length"] is True
 
 
 def test_bad_task_and_bad_file_are_one_line_errors(tmp_path):

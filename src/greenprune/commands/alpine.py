@@ -56,6 +56,8 @@ def alpine(
     lr: float = typer.Option(5e-5),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     max_length: int = typer.Option(256, "--max-length", min=1),
+    group_by_length: bool = typer.Option(False, "--group-by-length",
+                                         help="fine-tune on batches of similar length (about half the padded tokens)"),
     limit: int | None = typer.Option(None, help="test on at most this many examples"),
     rounds: int = typer.Option(5, min=1, help="interleaved timing rounds"),
     cost_batches: int = typer.Option(4, "--cost-batches", min=1, help="test batches used for cost measurement"),
@@ -79,7 +81,7 @@ def alpine(
             raise typer.BadParameter("--finetune-alpine needs --finetune")
         plan = ExperimentPlan(task=task, data=data, size=size, seed=seed, finetune=finetune, epochs=epochs, lr=lr,
                             batch_size=batch_size, max_length=max_length, limit=limit, cost_batches=cost_batches,
-                            rounds=rounds, energy=energy)
+                            rounds=rounds, energy=energy, group_by_length=group_by_length)
         exp = AlpineExperiment(model, plan, log=lambda m: console.print(f"[dim]{m}[/]"))
         name = f"{config.rule}-{layers}"
         results = [exp.run(name, config)]

@@ -34,6 +34,7 @@ class ExperimentPlan:
     lr: float = 5e-5
     batch_size: int = 16
     max_length: int = 256
+    group_by_length: bool = False  # fine-tune on batches of similar length (TrainConfig.group_by_length)
     limit: int | None = None  # test examples (None: all)
     cost_batches: int = 4  # test batches timed by compare()
     rounds: int = 5  # interleaved timing rounds
@@ -101,7 +102,7 @@ class AlpineExperiment:
 
         p = self.plan
         return TrainConfig(epochs=p.epochs, lr=p.lr, batch_size=p.batch_size, max_length=p.max_length, seed=p.seed,
-                           device="cpu")
+                           device="cpu", group_by_length=p.group_by_length)
 
     def evaluate(self, model: Any) -> dict[str, float]:
         p = self.plan
