@@ -489,7 +489,7 @@ def render(name: str, rows: dict[str, Any], command: str, minutes: float) -> str
                      f"| {_f(ft.get('seconds'))}{_step_time(v)} | {_f(ft.get('energy_kwh'))} |")
     return f"""# ALPINE on {name}
 
-Command: `{command}` ({minutes:.1f} min of runs so far on this machine, resumed runs added up; every row also stores
+Command: `{command}` ({minutes:.1f} min of alpine.py runs so far on this machine, all tasks and resumed runs added up; every row also stores
 its command in the rows file)
 
 Data: {base['sizes']} examples; test input length (code tokens, both sides of a pair): median
