@@ -489,8 +489,8 @@ def render(name: str, rows: dict[str, Any], command: str, minutes: float) -> str
                      f"| {_f(ft.get('seconds'))}{_step_time(v)} | {_f(ft.get('energy_kwh'))} |")
     return f"""# ALPINE on {name}
 
-Command: `{command}` ({minutes:.1f} min of alpine.py runs so far on this machine, all tasks and resumed runs added up; every row also stores
-its command in the rows file)
+Command: `{command}` ({minutes:.1f} min of alpine.py runs so far on this machine, all tasks and resumed runs added
+up; every row also stores its command in the rows file)
 
 Data: {base['sizes']} examples; test input length (code tokens, both sides of a pair): median
 {base['lengths']['median']:.0f}, p90 {base['lengths']['p90']:.0f}; max_length {base['max_length']}.
@@ -580,7 +580,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--group-by-length", action="store_true",
-                        help="fine-tune on batches of similar length (about half the padded tokens)")
+                        help="fine-tune on batches of similar length (TrainConfig.group_by_length; a resumed "
+                        "task with a saved baseline checkpoint keeps the batches it was fine-tuned with)")
     parser.add_argument("--max-length", type=int, default=None, help="default per task: clone 512, defect 256")
     parser.add_argument("--layers", default="all,odd,even")
     parser.add_argument("--alphas", default="0.5,1,1.5,2")

@@ -48,7 +48,8 @@ ARMS = ("random", "grouped")
 
 
 def config_key(args: argparse.Namespace) -> str:
-    return f"{args.task}/{args.train_limit}/{args.max_length}/e{args.epochs:g}/lr{args.lr:g}/s{args.seed}"
+    return (f"{args.model}/{args.task}/size{args.size}/{args.train_limit}/{args.max_length}/b{args.batch_size}"
+            f"/e{args.epochs:g}/lr{args.lr:g}/s{args.seed}")
 
 
 def padded_tokens(order: list[int], lengths: list[int], batch_size: int) -> int:
@@ -126,13 +127,14 @@ def render(rows: dict[str, Any]) -> str:
         "",
         *(f"- {key}: `{row['command']}`" for key, row in rows.items()),
         "",
-        "Same pretrained MiniLM, same data and seed, fine-tuned twice: random batches vs batches of similar length "
-        "(transformers' `get_length_grouped_indices` over greenprune's shuffle groups). *padded tokens*: what an "
-        "epoch computes on (each batch pads to its longest member), exact. *replayed time ×*: every batch of both "
-        "epochs run again (forward, backward, AdamW step on throwaway copies), the two arms alternating batch by "
-        "batch in one process, grouped ÷ random. *fine-tune wall*: the two real fine-tunes, separate runs on the "
-        "same (shared) machine. F1 intervals: percentile bootstrap; accuracy: Wilson; Δ: paired bootstrap of "
-        "grouped − random on the same test pairs (2,000 joint resamples, seed 0).",
+        "Same pretrained model (the configuration's first field), same data and seed, fine-tuned twice: random "
+        "batches vs batches of similar length (transformers' `get_length_grouped_indices` over greenprune's shuffle "
+        "groups). *padded tokens*: what an epoch computes on (each batch pads to its longest member), exact. "
+        "*replayed time ×*: every batch of both epochs run again (forward, backward, AdamW step on throwaway "
+        "copies), the two arms alternating batch by batch in one process, grouped ÷ random (the fair ratio). "
+        "*fine-tune wall*: the two real fine-tunes, separate runs, random first, on a shared machine: not a fair "
+        "ratio. F1 intervals: percentile bootstrap; accuracy: Wilson; Δ: paired bootstrap of grouped − random on "
+        "the same test pairs (2,000 joint resamples, seed 0), over test pairs, not over training runs (one seed).",
         "",
         "| configuration | train / test | padded tokens random → grouped (×) | replayed time × | fine-tune wall "
         "random → grouped | F1 random | F1 grouped | ΔF1 [95% CI] | accuracy random → grouped |",

@@ -46,7 +46,7 @@ def test_finetune_writes_record_and_checkpoint(tmp_path):
     assert record.config["train"]["group_by_length"] is False
 
 
-def test_finetune_group_by_length_reaches_the_training_loop(tmp_path):
+def test_finetune_group_by_length_is_recorded(tmp_path):
     result = runner.invoke(app, ["finetune", "tiny-bert", "--task", "clone", "--data", str(FIX / "bigclonebench"),
                                  "--max-length", "64", "--batch-size", "2", "--group-by-length", "--no-baseline",
                                  "--json", str(tmp_path / "r.json")])

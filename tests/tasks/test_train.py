@@ -212,11 +212,17 @@ def test_length_grouped_epochs_cover_every_example_keep_pairs_in_one_batch_and_p
     assert epoch_order(groups, generator, 16, lengths) != epoch_order(groups, generator, 16, lengths)  # new epoch
 
 
-def test_length_grouped_fine_tuning_is_repeatable_and_learns(tiny_bert):
+def test_length_grouped_fine_tuning_is_repeatable_and_learns(tiny_bert, monkeypatch):
+    import greenprune.tasks.train as train_module
+
     task = get_task("defect")
     splits = Splits(_toy_classification(64, 1), _toy_classification(16, 2), [])
     config = TrainConfig(epochs=2, lr=1e-3, batch_size=8, max_length=32, seed=5, group_by_length=True)
+    seen: list[object] = []
+    real = train_module.epoch_order
+    monkeypatch.setattr(train_module, "epoch_order", lambda *a: seen.append(a[3]) or real(*a))
     a = task.finetune(copy.deepcopy(tiny_bert.model), tiny_bert.tokenizer, splits, config)
+    assert seen == [task.token_lengths(tiny_bert.tokenizer, splits.train, 32)] * 2  # the loop orders by length
     b = task.finetune(copy.deepcopy(tiny_bert.model), tiny_bert.tokenizer, splits, config)
     assert a.history == [{**h, "seconds": a.history[i]["seconds"]} for i, h in enumerate(b.history)]
     assert a.best_metrics["accuracy"] >= 0.9

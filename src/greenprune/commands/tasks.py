@@ -57,7 +57,8 @@ def finetune(
     eval_every: int = typer.Option(0, "--eval-every", help="optimizer steps between validations (0: per epoch)"),
     eval_limit: int | None = typer.Option(None, "--eval-limit", help="validate on at most this many examples"),
     group_by_length: bool = typer.Option(False, "--group-by-length",
-                                         help="batch examples of similar length (about half the padded tokens)"),
+                                         help="batch examples of similar length "
+                                         "(clone, 256 tokens: 0.62x the training time)"),
     limit: int | None = typer.Option(None, help="test on at most this many examples"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
     output: Path | None = typer.Option(None, "--output", "-o", help="folder for the best checkpoint and record"),

@@ -27,7 +27,7 @@ class FinetuneStep(_Strict):
     batch_size: int = Field(default=16, gt=0)
     max_length: int = Field(default=256, gt=0)
     limit: int | None = Field(default=None, gt=0)
-    group_by_length: bool = False  # batches of similar length: about half the padded tokens on varied code
+    group_by_length: bool = False  # batches of similar length: TrainConfig.group_by_length
 
 
 @pydantic_dataclass(config=ConfigDict(extra="forbid"))

@@ -109,8 +109,8 @@ class TrainConfig:
     device: str = "auto"  # "auto" → cuda when available, else cpu
     max_grad_norm: float = 1.0
     # batches of similar length (transformers' length-grouped sampling), still a fresh random order per epoch and
-    # seed: on clone pairs it cuts the padded tokens per epoch to 0.50× at 512 tokens, 0.67× at 256
-    # (benchmarks/group_by_length.py measures the time and the paired quality)
+    # seed: on clone pairs at 256 tokens 0.69x the padded tokens and 0.62x the training time, F1 within its paired
+    # interval (one seed; benchmarks/results/group-by-length.md)
     group_by_length: bool = False
 
     def resolved_device(self) -> torch.device:

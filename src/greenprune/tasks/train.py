@@ -209,8 +209,9 @@ def epoch_order(groups: Sequence[Sequence[int]], generator: torch.Generator, bat
     """One epoch's example order: the shuffle groups in a random order, or, given token lengths, grouped by length.
 
     Length grouping is transformers' `get_length_grouped_indices` applied to whole shuffle groups (a group's
-    length is its longest member's and the batch size is counted in groups), so a defect pair still shares its
-    batch while each batch pads to little more than its own length.
+    length is its longest member's and the batch size is counted in groups), so a defect pair stays adjacent (and in
+    one batch when the batch size is a multiple of the group size) while each batch pads to little more than its own
+    length.
     """
     if lengths is None:
         order = torch.randperm(len(groups), generator=generator).tolist()
