@@ -51,14 +51,16 @@ class ClassificationTask(Task):
     metrics = ("accuracy", "precision", "recall", "f1")
     pair = False
 
-    def _encode(self, tokenizer: Any, chunk: list[Example], max_length: int) -> dict[str, torch.Tensor]:
-        texts = [e.text for e in chunk]
+    def _tokenize(self, tokenizer: Any, examples: Sequence[Example], max_length: int, **kwargs: Any) -> Any:
+        """The one tokenizer call for this task's inputs (a pair task encodes both texts as one sequence)."""
+        texts = [e.text for e in examples]
         if self.pair:
-            pairs = [e.text_pair or "" for e in chunk]
-            enc = tokenizer(texts, pairs, truncation="longest_first", max_length=max_length, padding=True,
-                            return_tensors="pt")
-        else:
-            enc = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+            return tokenizer(texts, [e.text_pair or "" for e in examples], truncation="longest_first",
+                             max_length=max_length, **kwargs)
+        return tokenizer(texts, truncation=True, max_length=max_length, **kwargs)
+
+    def _encode(self, tokenizer: Any, chunk: list[Example], max_length: int) -> dict[str, torch.Tensor]:
+        enc = self._tokenize(tokenizer, chunk, max_length, padding=True, return_tensors="pt")
         batch = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         if any(e.label is None for e in chunk):
             raise TaskDataError(f"{self.name}: example {chunk[0].id!r} has no label")
@@ -74,13 +76,7 @@ class ClassificationTask(Task):
 
     def token_lengths(self, tokenizer: Any, examples: Sequence[Example], max_length: int = 256) -> list[int]:
         """Each example's length in tokens as `batches` encodes it (special tokens in, before padding)."""
-        texts = [e.text for e in examples]
-        if self.pair:
-            enc = tokenizer(texts, [e.text_pair or "" for e in examples], truncation="longest_first",
-                            max_length=max_length)
-        else:
-            enc = tokenizer(texts, truncation=True, max_length=max_length)
-        return [len(ids) for ids in enc["input_ids"]]
+        return [len(ids) for ids in self._tokenize(tokenizer, examples, max_length)["input_ids"]]
 
     @torch.no_grad()
     def predict(self, model: nn.Module, tokenizer: Any, examples: Sequence[Example], batch_size: int = 16,
