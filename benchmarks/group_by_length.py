@@ -84,7 +84,9 @@ def measure(args: argparse.Namespace, row: dict[str, Any], save: Any) -> None:
     task = get_task(args.task)
     full = task.embedded(size=args.size, seed=0)
     splits = Splits(full.train[: args.train_limit], full.valid, full.test, source=full.source)
-    tokenizer = load_model(args.model, task=args.task).tokenizer
+    torch.manual_seed(args.seed)  # the freshly initialised head: the same in any process, so arms resume alike
+    pretrained = load_model(args.model, task=args.task)
+    tokenizer = pretrained.tokenizer
     lengths = task.token_lengths(tokenizer, splits.train, args.max_length)
     groups = shuffle_groups(splits.train)
     orders = {"random": epoch_order(groups, torch.Generator().manual_seed(args.seed), args.batch_size),
@@ -97,25 +99,22 @@ def measure(args: argparse.Namespace, row: dict[str, Any], save: Any) -> None:
         if arm in row.get("arms", {}):
             continue
         print(f"[{arm}] fine-tuning on {len(splits.train)} pairs ...", flush=True)
-        torch.manual_seed(args.seed)  # the same freshly initialised head for both arms, in any process
-        loaded = load_model(args.model, task=args.task)
+        model = copy.deepcopy(pretrained.model)
         config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
                              seed=args.seed, device="cpu", group_by_length=arm == "grouped")
         start = time.perf_counter()
-        task.finetune(loaded.model, loaded.tokenizer, splits, config)
+        task.finetune(model, tokenizer, splits, config)
         seconds = time.perf_counter() - start
-        preds = task.predict(loaded.model, loaded.tokenizer, splits.test, args.batch_size, args.max_length)
+        preds = task.predict(model, tokenizer, splits.test, args.batch_size, args.max_length)
         row.setdefault("arms", {})[arm] = {"finetune_seconds": seconds, "preds": preds,
                                            "metrics": classification_metrics(preds, labels)}
         save()
         print(f"[{arm}] {row['arms'][arm]['metrics']} in {seconds:.0f} s", flush=True)
     if "time_ratio" not in row:
         print("[replay] both epochs, batch by batch interleaved ...", flush=True)
-        torch.manual_seed(args.seed)
-        pretrained = load_model(args.model, task=args.task).model
         batches = {arm: list(task.train_batches(tokenizer, [splits.train[i] for i in order], args.batch_size,
                                                 args.max_length)) for arm, order in orders.items()}
-        row.update(replay_ratio(pretrained, batches, args.lr))
+        row.update(replay_ratio(pretrained.model, batches, args.lr))
         save()
 
 
