@@ -95,3 +95,25 @@ def test_structure_cli_chat_frame_switch_and_recover(tmp_path) -> None:
     assert names and not [k for k in names if "lora" in k]  # merged back, nothing of peft left
     got = reload_plain(outs["framed"], [[0, 1, 2]])
     assert got["config"]["num_hidden_layers"] == 3
+
+
+def test_structure_cli_vocab_insurance_options_are_applied_and_recorded(tmp_path) -> None:
+    """`--vocab-whitespace` and `--vocab-frequent N` reach the vocabulary step: more rows kept, the counts of why
+    in structure.json, and held-out text tokenises into fewer pieces."""
+    from transformers import AutoTokenizer
+
+    corpus = tmp_path / "corpus.py"
+    corpus.write_text("def add(a, b):\n    return a + b\n" * 10)
+    outs = {}
+    for name, extra in (("plain", []), ("insured", ["--vocab-whitespace", "--vocab-frequent", "300"])):
+        outs[name] = tmp_path / name
+        result = CliRunner().invoke(app, ["structure", "tiny-llama", "--vocab", str(corpus), "--no-measure",
+                                          "--out", str(outs[name]), *extra])
+        assert result.exit_code == 0, result.output
+    steps = {n: json.loads((outs[n] / "structure.json").read_text())["steps"][0] for n in outs}
+    assert steps["plain"]["kept"]["whitespace"] == steps["plain"]["kept"]["frequent"] == 0
+    assert steps["insured"]["kept"]["frequent"] > 0
+    assert steps["insured"]["vocab_after"] > steps["plain"]["vocab_after"]
+    held_out = "class Parser:\n    def parse(self, text):\n        \n        return text.split()\n"
+    plain, insured = (AutoTokenizer.from_pretrained(outs[n]) for n in outs)
+    assert len(insured.tokenize(held_out)) < len(plain.tokenize(held_out))

@@ -55,3 +55,70 @@ def test_tokenizer_without_chat_template_has_no_frame() -> None:
     tok = load_model("tiny-bert").tokenizer
     assert not getattr(tok, "chat_template", None)
     assert chat_frame_texts(tok) == []
+
+
+def _kept_tokens(tok, ids: list[int]) -> set[str]:
+    return set(tok.convert_ids_to_tokens(ids))
+
+
+def test_keep_whitespace_keeps_every_whitespace_only_token(smollm2, code_corpus: list[str]) -> None:
+    """A corpus without blank lines that hold indentation loses those tokens; `keep_whitespace` keeps all of them
+    (checked against the tokenizer's own decoding, not the byte table the code uses), and a reply with such a
+    line tokenises as before."""
+    tok = smollm2.tokenizer
+    reply = "def f(x):\n    y = x + 1   \n        \n    return y\n"  # trailing spaces, an indented blank line
+    corpus = ["\n".join(line.rstrip() for line in text.splitlines()) for text in [*code_corpus[:4], reply]]
+    blank = " \t\n\r\x0b\x0c"
+    decoded_blank = {t for t in tok.get_vocab() if t and not tok.convert_tokens_to_string([t]).strip(blank)}
+    plain, plain_stats = needed_token_ids(tok, corpus)
+    kept, stats = needed_token_ids(tok, corpus, VocabPruningConfig(keep_whitespace=True))
+    assert decoded_blank <= _kept_tokens(tok, kept)
+    assert not decoded_blank <= _kept_tokens(tok, plain)
+    assert set(plain) < set(kept)
+    assert stats["whitespace"] == len(set(kept) - set(plain)) and plain_stats["whitespace"] == 0
+    original = tok.tokenize(reply)
+    missing = [p for p in original if p not in _kept_tokens(tok, plain)]
+    assert missing and all(p in decoded_blank for p in missing)  # only whitespace pieces fall outside the corpus
+    with_ws, _ = prune_tokenizer(tok, kept)
+    without, _ = prune_tokenizer(tok, plain)
+    assert with_ws.tokenize(reply) == original
+    assert without.tokenize(reply) != original
+
+
+def test_keep_frequent_adds_the_first_merges_and_keeps_corpus_exact(smollm2, code_corpus: list[str],
+                                                                    held_out_code: list[str]) -> None:
+    """The first N merges' products join the vocabulary (nested in N); corpus text still tokenises exactly, and
+    keeping every merge reproduces the original tokenisation of held-out text too."""
+    from greenprune.structure.tokenizer import tokenizer_json
+
+    tok = smollm2.tokenizer
+    corpus = code_corpus[:3]
+    merges = tokenizer_json(tok)["model"]["merges"]
+    kept_by_n = {}
+    for n in (0, 2000, 8000, len(merges)):
+        kept, _ = needed_token_ids(tok, corpus, VocabPruningConfig(keep_frequent=n))
+        kept_by_n[n] = set(kept)
+        pruned, _ = prune_tokenizer(tok, kept)
+        assert all(pruned.tokenize(t) == tok.tokenize(t) for t in corpus)
+    assert kept_by_n[0] < kept_by_n[2000] < kept_by_n[8000] <= kept_by_n[len(merges)]
+    first = merges[:2000]
+    products = {"".join(m.split(" ", 1)) if isinstance(m, str) else "".join(m) for m in first}
+    assert products <= _kept_tokens(tok, sorted(kept_by_n[2000]))
+    everything, _ = prune_tokenizer(tok, sorted(kept_by_n[len(merges)]))
+    held = [t[:3000] for t in held_out_code]
+    assert all(everything.tokenize(t) == tok.tokenize(t) for t in held)
+    small, _ = prune_tokenizer(tok, sorted(kept_by_n[0]))
+    more, _ = prune_tokenizer(tok, sorted(kept_by_n[8000]))
+    assert sum(len(more.tokenize(t)) for t in held) < sum(len(small.tokenize(t)) for t in held)
+
+
+def test_keep_frequent_refuses_wordpiece_and_negative_counts() -> None:
+    import pytest
+
+    from greenprune.structure.tokenizer import VocabPruningError
+
+    bert = load_model("tiny-bert").tokenizer
+    with pytest.raises(VocabPruningError, match="keep_frequent=10 needs a BPE tokenizer"):
+        needed_token_ids(bert, ["def f(): pass"], VocabPruningConfig(keep_frequent=10))
+    with pytest.raises(VocabPruningError, match="keep_frequent=-1"):
+        VocabPruningConfig(keep_frequent=-1)

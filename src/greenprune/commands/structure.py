@@ -16,6 +16,14 @@ def structure(
         True, "--chat-frame/--no-chat-frame",
         help="with --vocab: also keep the chat template's and ``` fences' tokens (instruction models)",
     ),
+    whitespace: bool = typer.Option(
+        False, "--vocab-whitespace/--no-vocab-whitespace",
+        help="with --vocab: also keep every whitespace-only token (indentation, blank lines)",
+    ),
+    frequent: int = typer.Option(
+        0, "--vocab-frequent", min=0,
+        help="with --vocab: also keep the tokens of the tokenizer's first N BPE merges (its most frequent tokens)",
+    ),
     layers: int = typer.Option(0, "--layers", help="decoder layers to remove (greedy, re-scored)"),
     metric: str = typer.Option("kl", "--metric", help="layer importance: kl | bi"),
     ffn: float = typer.Option(0.0, "--ffn", help="fraction of FFN neurons to remove per layer (0..1)"),
@@ -58,7 +66,8 @@ def structure(
         loaded = load_model(model, task="causal-lm")
         baseline = copy.deepcopy(loaded.model) if measure else None
         base_tok = loaded.tokenizer
-        config = StructureConfig(vocab_corpus=vocab, vocab_chat_frame=chat_frame, layers=layers, metric=metric,
+        config = StructureConfig(vocab_corpus=vocab, vocab_chat_frame=chat_frame, vocab_whitespace=whitespace,
+                                 vocab_frequent=frequent, layers=layers, metric=metric,
                                  ffn=ffn, kv_groups=kv_groups)
         pruned, tokenizer, report = run_structure(loaded.model, loaded.tokenizer, config)
         if do_recover:

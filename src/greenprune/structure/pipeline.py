@@ -66,6 +66,8 @@ class StructureConfig:
     # "stdlib", a folder, a text/code file, a JSONL with code/content/text, or "task" (texts the caller passes)
     vocab_corpus: Annotated[str | None, _also("vocab_corpus", "vocab"), BeforeValidator(_vocab_flag)] = None
     vocab_chat_frame: bool = True  # also keep the tokens of the model's chat template and ``` fences
+    vocab_whitespace: bool = False  # also keep every whitespace-only token (indentation, blank lines)
+    vocab_frequent: Annotated[int, Field(ge=0)] = 0  # also keep the products of the first N BPE merges
     layers: Annotated[int, Field(ge=0)] = 0
     metric: Annotated[Literal["kl", "bi"], _also("metric", "layer_metric")] = "kl"
     rescore: Annotated[bool, _also("rescore", "layer_rescore")] = True  # greedy re-scoring after each removal
@@ -151,7 +153,9 @@ def run_structure(
             texts = list(vocab_texts)
         else:
             texts = read_corpus(config.vocab_corpus)
-        result = prune_vocab(model, tokenizer, texts, VocabPruningConfig(keep_chat_frame=config.vocab_chat_frame))
+        result = prune_vocab(model, tokenizer, texts, VocabPruningConfig(
+            keep_chat_frame=config.vocab_chat_frame, keep_whitespace=config.vocab_whitespace,
+            keep_frequent=config.vocab_frequent))
         model, tokenizer = result.model, result.tokenizer
         report.kept_ids = result.kept_ids
         report.steps.append({"step": "vocab", "corpus": config.vocab_corpus, **result.summary()})

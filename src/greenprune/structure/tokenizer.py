@@ -51,7 +51,19 @@ class VocabPruningConfig:
     # saw and the closing fence cannot be emitted as trained (benchmarks/results/structure-smollm2.md measures the
     # effect).
     keep_chat_frame: bool = True
+    # The corpus decides everything else, and text outside it (a benchmark prompt's "palindrome", a blank line that
+    # keeps its indentation) then tokenises into pieces the model rarely saw in that place. Two cheap insurances:
+    # every whitespace-only token (indentation and blank-line runs: a few hundred rows on Qwen2), and the products
+    # of the tokenizer's first `keep_frequent` BPE merges -- BPE learns merges most-frequent first, so this is the
+    # tokenizer's own frequency order. Both are off by default (the corpus-only vocabulary of Flab-Pruner);
+    # benchmarks/results/vocab-keep.md measures what they buy.
+    keep_whitespace: bool = False
+    keep_frequent: int = 0
     verify: bool = True  # re-tokenise the corpus with the pruned tokenizer and fail loudly on any difference
+
+    def __post_init__(self) -> None:
+        if self.keep_frequent < 0:
+            raise VocabPruningError(f"keep_frequent={self.keep_frequent}: expected a merge count >= 0")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -166,6 +178,30 @@ def _alphabet(algorithm: str, spec: dict[str, Any]) -> set[str]:
     return {t for t in vocab if len(t) == 1 or (t.startswith(prefix) and len(t) == len(prefix) + 1)}
 
 
+def _whitespace_tokens(algorithm: str, spec: dict[str, Any]) -> set[str]:
+    """Tokens that decode to whitespace only. Byte-level BPE spells each byte as one printable character, so a
+    token is whitespace when each of its characters decodes to a whitespace byte. WordPiece splits on whitespace
+    before it tokenises, so it has none."""
+    if algorithm != "BPE":
+        return set()
+    from tokenizers.decoders import ByteLevel as ByteLevelDecoder
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    decoder = ByteLevelDecoder()
+    spaces = {c for c in ByteLevel.alphabet() if decoder.decode([c]) in {" ", "\t", "\n", "\r", "\x0b", "\x0c"}}
+    return {t for t in spec["model"]["vocab"] if t and set(t) <= spaces}
+
+
+def _frequent_bpe(spec: dict[str, Any], n_merges: int) -> set[str]:
+    """The products of the first `n_merges` merges, with their inputs (kept merges need all three tokens)."""
+    vocab = spec["model"]["vocab"]
+    keep: set[str] = set()
+    for merge in spec["model"]["merges"][:n_merges]:
+        a, b = merge.split(" ", 1) if isinstance(merge, str) else merge
+        keep.update(t for t in (a, b, a + b) if t in vocab)
+    return keep
+
+
 CHAT_FRAME_CODE = "def add(a: int, b: int) -> int:\n    \"\"\"Return the sum of a and b.\"\"\"\n    return a + b\n"
 
 
@@ -230,7 +266,14 @@ def needed_token_ids(
     missing = [t for t in config.extra_tokens if t not in vocab]
     if missing:
         raise VocabPruningError(f"extra_tokens not in the vocabulary: {missing[:10]}")
-    keep = corpus | alphabet | {t for t in specials if t in vocab} | set(config.extra_tokens)
+    if config.keep_frequent and algorithm != "BPE":
+        raise VocabPruningError(
+            f"keep_frequent={config.keep_frequent} needs a BPE tokenizer (its merges are ranked by frequency); "
+            f"this tokenizer is {algorithm}")
+    whitespace = _whitespace_tokens(algorithm, spec) if config.keep_whitespace else set()
+    frequent = _frequent_bpe(spec, config.keep_frequent) if config.keep_frequent else set()
+    base = corpus | alphabet | {t for t in specials if t in vocab} | set(config.extra_tokens)
+    keep = base | whitespace | frequent
     ids = sorted({vocab[t] for t in keep} | {t["id"] for t in spec.get("added_tokens", [])})
     stats = {
         "algorithm": algorithm,
@@ -240,6 +283,8 @@ def needed_token_ids(
         "alphabet": len(alphabet),
         "special": len(specials),
         "chat_frame_texts": len(frame),
+        "whitespace": len(whitespace - base),  # kept only because of keep_whitespace / keep_frequent
+        "frequent": len(frequent - base - whitespace),
         "total": len(ids),
     }
     return ids, stats

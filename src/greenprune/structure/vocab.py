@@ -145,7 +145,8 @@ def prune_vocab(
         params_after=total_parameters(model),
         corpus_texts=stats["texts"],
         corpus_words=stats["words"],
-        kept_breakdown={k: stats[k] for k in ("corpus_tokens", "alphabet", "special", "chat_frame_texts", "total")},
+        kept_breakdown={k: stats[k] for k in ("corpus_tokens", "alphabet", "special", "chat_frame_texts", "whitespace",
+                                                 "frequent", "total")},
     )
 
 
