@@ -1,0 +1,267 @@
+"""What a corpus-only vocabulary costs on text outside the corpus, and what keeping a little more buys back.
+
+Flab-Pruner keeps the tokens its corpus uses. On qwen2.5-coder-0.5b with the stdlib train split that removes 23% of
+the parameters but costs 16% of held-out perplexity and 19 of 88 HumanEval problems (`results/structure.md`, row
+`vocab`): HumanEval's words ("palindrome", "planet") and blank lines that keep their indentation are not in the
+stdlib, so prompt and reply tokenise into pieces the model rarely saw. This benchmark measures two insurances of
+`VocabPruningConfig` beside the corpus-only vocabulary, all on the same corpus:
+
+- `ws`: also keep every whitespace-only token;
+- `fN`: also keep the products of the tokenizer's first N BPE merges (BPE learns merges most-frequent first).
+
+Per row: vocabulary size, parameters removed (tied embeddings counted once), the share of original tokens outside
+the kept vocabulary (HumanEval chat prompts, HumanEval prompt + canonical solution, held-out stdlib), and
+teacher-forced NLL per ORIGINAL token on HumanEval's canonical solutions (all 164) and on held-out stdlib
+functions, with a paired bootstrap interval of the difference to the unpruned model. Nothing here generates, so
+`--generate ROWS` adds greedy pass@1 on all 164 problems (about 40 minutes per row at one thread) with the paired
+McNemar test against the unpruned model's outcomes, generated in this run.
+
+    OMP_NUM_THREADS=1 python benchmarks/vocab_keep.py                      # resumes from results/vocab-keep.rows.json
+    OMP_NUM_THREADS=1 python benchmarks/vocab_keep.py --generate baseline,corpus+ws+f32000
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+# run order (a shared CPU may not finish them all: the comparison that matters first); the table sorts by size
+ROWS = ["baseline", "corpus", "corpus+ws+f32000", "corpus+ws", "corpus+ws+f16000", "corpus+ws+f64000"]
+
+
+def parse() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=DEFAULT_MODEL, help="other models write results/vocab-keep-<model>.md")
+    ap.add_argument("--rows", default=",".join(ROWS), help="rows to measure, e.g. corpus+ws+f24000 (comma list)")
+    ap.add_argument("--problems", type=int, default=164, help="HumanEval problems (NLL and generation)")
+    ap.add_argument("--stdlib-texts", type=int, default=64, help="held-out stdlib functions (test split)")
+    ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument("--generate", default="", help="rows that also get greedy HumanEval pass@1 (comma list)")
+    ap.add_argument("--gen-batch", type=int, default=32)
+    ap.add_argument("--max-new-tokens", type=int, default=384)
+    ap.add_argument("--fresh", action="store_true", help="ignore saved rows")
+    ap.add_argument("--markdown-only", action="store_true", help="re-render the results file from the saved rows")
+    ap.add_argument("--produced-by", default=None, help="with --markdown-only: the command that measured the rows")
+    return ap.parse_args()
+
+
+def vocab_config(row: str) -> Any:
+    """`corpus`, `corpus+ws`, `corpus+fN`, `corpus+ws+fN` as a VocabPruningConfig."""
+    from greenprune.structure.tokenizer import VocabPruningConfig
+
+    parts = row.split("+")
+    if parts[0] != "corpus" or any(p != "ws" and not (p[:1] == "f" and p[1:].isdigit()) for p in parts[1:]):
+        raise SystemExit(f"row {row!r}: expected corpus[+ws][+fN]")
+    frequent = next((int(p[1:]) for p in parts[1:] if p.startswith("f")), 0)
+    return VocabPruningConfig(keep_whitespace="ws" in parts, keep_frequent=frequent)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        from greenprune.models import load_model
+        from greenprune.structure.calibration import stdlib_code
+        from greenprune.tasks import get_task
+        from greenprune.tasks.base import Example
+        from greenprune.tasks.generate import GenerateTask, chat_prompt
+
+        self.args = args
+        loaded = load_model(args.model, task="causal-lm")
+        self.base, self.tok = loaded.model.eval(), loaded.tokenizer
+        self.vocab_texts = stdlib_code(limit=100_000, split="train")  # the corpus structure.py's vocab row uses
+        self.gen = GenerateTask()
+        self.problems = self.gen.embedded().test[: args.problems]
+        self.ppl = get_task("perplexity")
+        self.stdlib = [Example(text=t, id=str(i))
+                       for i, t in enumerate(stdlib_code(limit=args.stdlib_texts, split="test"))]
+        self.oov_sets = {
+            "he_prompts": [chat_prompt(self.tok, e) for e in self.problems],
+            "he_solutions": [e.text + e.target for e in self.problems],
+            "stdlib": [e.text for e in self.stdlib],
+        }
+        # per-example reference token counts under the ORIGINAL tokenizer (what every row's NLL is divided by)
+        self.ref = {"he": [self.scored(self.gen, self.tok, e) for e in self.problems],
+                    "stdlib": [self.scored(self.ppl, self.tok, e) for e in self.stdlib]}
+
+    def scored(self, task: Any, tok: Any, example: Any) -> int:
+        return sum(int((b["labels"][:, 1:] != -100).sum())
+                   for b in task.train_batches(tok, [example], 1, self.args.max_length))
+
+    def per_example_nll(self, model: Any, tok: Any) -> dict[str, list[float]]:
+        from greenprune._utils import progress
+
+        out = {}
+        for key, task, examples in (("he", self.gen, self.problems), ("stdlib", self.ppl, self.stdlib)):
+            out[key] = [task.token_nll(model, tok, [e], 1, self.args.max_length)[0]
+                        for e in progress(examples, desc=f"NLL {key}")]
+        return out
+
+    def oov(self, kept: set[int]) -> dict[str, float]:
+        out = {}
+        for key, texts in self.oov_sets.items():
+            ids = [i for t in texts for i in self.tok.encode(t, add_special_tokens=False)]
+            out[key] = sum(i not in kept for i in ids) / len(ids)
+        return out
+
+    def run(self, row: str, generate: bool) -> dict[str, Any]:
+        from greenprune.measure.size import total_parameters
+        from greenprune.structure.vocab import prune_vocab
+
+        t = time.time()
+        model, tok = copy.deepcopy(self.base), self.tok
+        rec: dict[str, Any] = {"row": row}
+        if row != "baseline":
+            res = prune_vocab(model, self.tok, self.vocab_texts, vocab_config(row))
+            model, tok = res.model, res.tokenizer
+            rec.update(vocab=res.vocab_after, kept=res.kept_breakdown, oov=self.oov(set(res.kept_ids)))
+        else:
+            rec.update(vocab=len(self.tok), oov=dict.fromkeys(self.oov_sets, 0.0))
+        rec["params"] = total_parameters(model)
+        rec["nll"] = self.per_example_nll(model, tok)
+        if generate:
+            m = self.gen.evaluate(model, tok, self.problems, batch_size=self.args.gen_batch,
+                                  max_new_tokens=self.args.max_new_tokens)
+            rec.update({"pass@1": m["pass@1"], "gen_problems": m["problems"],
+                        "solved_ids": [p["id"] for p in m.details["per_problem"] if p["passed"]]})
+        rec["seconds"] = round(time.time() - t, 1)
+        return rec
+
+
+# ---- reading the rows ----------------------------------------------------------------------------------------
+def per_token(nll: list[float], ref: list[int]) -> float:
+    return sum(nll) / sum(ref)
+
+
+def paired_delta(cand: list[float], base: list[float], ref: list[int], resamples: int = 2000, seed: int = 0
+                 ) -> tuple[float, float, float]:
+    """Δ NLL per original token (candidate − baseline) with a paired percentile bootstrap over examples."""
+    c, b, r = (np.asarray(x, dtype=np.float64) for x in (cand, base, ref))
+    idx = np.random.default_rng(seed).integers(0, len(c), size=(resamples, len(c)))
+    deltas = (c[idx].sum(axis=1) - b[idx].sum(axis=1)) / r[idx].sum(axis=1)
+    return float((c.sum() - b.sum()) / r.sum()), float(np.quantile(deltas, 0.025)), float(np.quantile(deltas, 0.975))
+
+
+def render(model: str, rows: dict[str, dict[str, Any]], ref: dict[str, list[int]], commands: list[str]) -> str:
+    from greenprune.tasks.metrics import paired_outcomes, wilson_interval
+
+    base = rows.get("baseline")
+    lines = [
+        f"# Vocabulary pruning of {model}: corpus-only vs keeping whitespace and the most frequent merges",
+        "",
+        "Commands (in order; each resumes the saved rows): " + "; ".join(f"`{c}`" for c in commands),
+        "",
+        "Corpus: the stdlib train split (as `structure.py`'s `vocab` row, chat frame kept). `ws` also keeps every "
+        "whitespace-only token; `fN` the products of the tokenizer's first N BPE merges. Out-of-vocabulary (OOV): "
+        "share of the ORIGINAL tokenizer's tokens a kept vocabulary lacks (such text is spelled in smaller pieces). "
+        "NLL: teacher-forced, summed and divided by the ORIGINAL tokenizer's token count, so perplexity is comparable "
+        f"across vocabularies; HumanEval = chat prompt → canonical solution, all {len(ref['he'])} problems; stdlib = "
+        f"{len(ref['stdlib'])} held-out functions (test split, files never in the corpus). Δ = candidate − unpruned "
+        "per token, 95% paired bootstrap over problems / functions; retention = exp(−Δ).",
+        "",
+        "| row | vocab | params | removed | OOV prompts | OOV prompt+solution | OOV stdlib | HE NLL Δ [95% CI] | HE "
+        "ppl kept | stdlib NLL Δ [95% CI] | stdlib ppl kept | pass@1 [95% CI] | paired −/+ (p) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in sorted(rows, key=lambda n: (n != "baseline", -rows[n]["params"])):
+        r = rows[name]
+        cells = [name, f"{r['vocab']:,}", f"{r['params'] / 1e6:.1f}M",
+                 f"{100 * (1 - r['params'] / base['params']):.1f}%" if base else "—",
+                 *(f"{100 * r['oov'][k]:.2f}%" for k in ("he_prompts", "he_solutions", "stdlib"))]
+        for key in ("he", "stdlib"):
+            if base is None or name == "baseline":
+                cells += [f"{per_token(r['nll'][key], ref[key]):.4f} (per token)", "100.0%"]
+                continue
+            d, lo, hi = paired_delta(r["nll"][key], base["nll"][key], ref[key])
+            cells += [f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]", f"{100 * math.exp(-d):.1f}%"]
+        if "pass@1" in r:
+            k, n = round(r["pass@1"] * r["gen_problems"]), int(r["gen_problems"])
+            low, high = wilson_interval(k, n)
+            cells.append(f"{k}/{n} [{low:.2f}, {high:.2f}]")
+            if base and "solved_ids" in base and name != "baseline":
+                ids = [f"HumanEval/{i}" for i in range(n)]
+                p = paired_outcomes({i: i in base["solved_ids"] for i in ids}, {i: i in r["solved_ids"] for i in ids})
+                cells.append(f"−{p['only_baseline']:.0f}/+{p['only_candidate']:.0f} ({p['mcnemar_p']:.2g})")
+            else:
+                cells.append("—")
+        else:
+            cells += ["not generated", "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", *reading(rows, ref), ""]
+    missing = [r for r in ROWS if r not in rows]
+    if missing:
+        lines += [f"Rows not measured yet (the script resumes with them): {', '.join(missing)}.", ""]
+    return "\n".join(lines)
+
+
+def reading(rows: dict[str, dict[str, Any]], ref: dict[str, list[int]]) -> list[str]:
+    """What the rows say, computed: how much of the corpus-only row's NLL loss each insurance buys back, per removed
+    parameter."""
+    base, corpus = rows.get("baseline"), rows.get("corpus")
+    if not base or not corpus:
+        return []
+    out = ["## Reading (computed from the rows above)", ""]
+    loss0 = {k: per_token(corpus["nll"][k], ref[k]) - per_token(base["nll"][k], ref[k]) for k in ("he", "stdlib")}
+    for name, r in rows.items():
+        if name in ("baseline", "corpus"):
+            continue
+        removed_lost = (r["params"] - corpus["params"]) / base["params"]
+        back = {}
+        for k, label in (("he", "HumanEval"), ("stdlib", "stdlib")):
+            if loss0[k] <= 0:
+                back[k] = f"nothing on {label} (the corpus-only row loses no NLL there)"
+            else:
+                regained = 1 - (per_token(r["nll"][k], ref[k]) - per_token(base["nll"][k], ref[k])) / loss0[k]
+                back[k] = f"{100 * regained:.0f}% of the corpus-only row's {label} NLL loss"
+        out.append(f"- {name}: gives up {100 * removed_lost:.1f} points of the parameters removed and wins back "
+                   f"{back['he']}, {back['stdlib']}.")
+    return out
+
+
+def main() -> None:
+    from greenprune._utils import atomic_write_text
+
+    args = parse()
+    stem = "vocab-keep" if args.model == DEFAULT_MODEL else f"vocab-keep-{args.model.replace('/', '_')}"
+    rows_file = RESULTS / f"{stem}.rows.json"
+    saved: dict[str, Any] = {} if args.fresh or not rows_file.is_file() else json.loads(rows_file.read_text())
+    rows: dict[str, dict[str, Any]] = saved.get("rows", {})
+    commands: list[str] = saved.get("commands", [])
+    if args.markdown_only:
+        if not rows:
+            raise SystemExit(f"{rows_file}: no saved rows to render")
+        if args.produced_by:
+            commands = [args.produced_by]
+        atomic_write_text(RESULTS / f"{stem}.md", render(args.model, rows, saved["ref"], commands))
+        return
+    bench = Bench(args)
+    ref = bench.ref
+    if saved.get("ref") not in (None, ref):
+        raise SystemExit(f"{rows_file}: saved rows were scored on other texts; rerun with --fresh")
+    generate = {r for r in args.generate.split(",") if r}
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    commands = [*commands, command] if command not in commands else commands
+    for row in [r for r in args.rows.split(",") if r]:
+        if row in rows and (row not in generate or "pass@1" in rows[row]):
+            continue
+        print(f"[{time.strftime('%H:%M:%S')}] {row}", flush=True)
+        rows[row] = bench.run(row, row in generate)
+        atomic_write_text(rows_file, json.dumps({"commands": commands, "ref": ref, "rows": rows}) + "\n")
+        atomic_write_text(RESULTS / f"{stem}.md", render(args.model, rows, ref, commands))
+        print(f"[{time.strftime('%H:%M:%S')}] {row} done in {rows[row]['seconds']} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
