@@ -30,3 +30,16 @@ def test_structure_step_removes_kv_groups_with_the_pipelines_calibration(tmp_pat
     assert record.config["kv_groups"] == 1 and record.config["calib_texts"] == 2  # the StructureConfig itself
     assert "KV heads 2 → 1 per layer" in record.notes
     assert record.metrics["params_ratio"] < 1.0
+
+
+def test_structure_step_accepts_the_vocabulary_insurances_and_names_a_bad_count() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from greenprune.recipe.registry import options_adapter
+
+    adapter = options_adapter("structure")
+    config = adapter.validate_python({"vocab": True, "vocab_whitespace": True, "vocab_frequent": 32000})
+    assert (config.vocab_whitespace, config.vocab_frequent) == (True, 32000)
+    with pytest.raises(ValidationError, match="vocab_frequent"):
+        adapter.validate_python({"vocab": True, "vocab_frequent": -3})
