@@ -102,10 +102,16 @@ def _words(tokenizer: Any, texts: Iterable[str]) -> tuple[dict[str, int], int]:
     return counts, n_texts
 
 
+def _merge_pair(merge: Any) -> tuple[str, str]:
+    """A tokenizer.json merge as its two inputs (older files write "a b", newer ones ["a", "b"])."""
+    a, b = merge.split(" ", 1) if isinstance(merge, str) else merge
+    return a, b
+
+
 def _merge_ranks(merges: Sequence[Any]) -> dict[tuple[str, str], int]:
     ranks: dict[tuple[str, str], int] = {}
     for rank, merge in enumerate(merges):
-        a, b = merge.split(" ", 1) if isinstance(merge, str) else merge
+        a, b = _merge_pair(merge)
         ranks.setdefault((a, b), rank)
     return ranks
 
@@ -197,7 +203,7 @@ def _frequent_bpe(spec: dict[str, Any], n_merges: int) -> set[str]:
     vocab = spec["model"]["vocab"]
     keep: set[str] = set()
     for merge in spec["model"]["merges"][:n_merges]:
-        a, b = merge.split(" ", 1) if isinstance(merge, str) else merge
+        a, b = _merge_pair(merge)
         keep.update(t for t in (a, b, a + b) if t in vocab)
     return keep
 
@@ -333,7 +339,7 @@ def pruned_tokenizer_json(spec: dict[str, Any], kept_ids: Sequence[int]) -> tupl
         kept = model["vocab"]
         merges = []
         for merge in model["merges"]:
-            a, b = merge.split(" ", 1) if isinstance(merge, str) else merge
+            a, b = _merge_pair(merge)
             if a in kept and b in kept and a + b in kept:
                 merges.append(merge)
         model["merges"] = merges
