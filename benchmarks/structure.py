@@ -224,11 +224,11 @@ class Bench:
         out: dict[str, Any] = {}
         nll, _ = code_nll(model, tok, self.eval_texts, batch_size=8, max_length=1024)
         texts = [Example(text=t, id=str(i)) for i, t in enumerate(self.eval_texts)]
-        ref = self.ref_tokens("ppl", lambda: scored_tokens(get_task("perplexity"), self.tok, texts))
+        ref = self.ref_tokens("ppl", lambda: sum(get_task("perplexity").scored_tokens(self.tok, texts, 1024)))
         out["ppl"] = math.exp(nll / ref)
         he = self.problems[: self.args.he_nll]
         he_nll, _ = self.task.token_nll(model, tok, he, 8, 1024)
-        he_ref = self.ref_tokens("he", lambda: scored_tokens(self.task, self.tok, he))
+        he_ref = self.ref_tokens("he", lambda: sum(self.task.scored_tokens(self.tok, he, 1024)))
         out["he_nll"] = he_nll / he_ref
         if generate:
             t = time.time()
@@ -254,11 +254,6 @@ class Bench:
         if b.peak_memory_bytes and c.peak_memory_bytes:
             out["peak_mem_ratio"] = c.peak_memory_bytes / b.peak_memory_bytes
         return out
-
-
-def scored_tokens(task: Any, tokenizer: Any, examples: Any) -> int:
-    """How many tokens `token_nll` scores for these examples under `tokenizer` (no model forward needed)."""
-    return sum(int((b["labels"][:, 1:] != -100).sum()) for b in task.train_batches(tokenizer, examples, 8, 1024))
 
 
 def load_rows(path: Path, fresh: bool) -> dict[str, dict[str, Any]]:

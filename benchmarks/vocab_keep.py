@@ -93,12 +93,8 @@ class Bench:
             "stdlib": [e.text for e in self.stdlib],
         }
         # per-example reference token counts under the ORIGINAL tokenizer (what every row's NLL is divided by)
-        self.ref = {"he": [self.scored(self.gen, self.tok, e) for e in self.problems],
-                    "stdlib": [self.scored(self.ppl, self.tok, e) for e in self.stdlib]}
-
-    def scored(self, task: Any, tok: Any, example: Any) -> int:
-        return sum(int((b["labels"][:, 1:] != -100).sum())
-                   for b in task.train_batches(tok, [example], 1, self.args.max_length))
+        self.ref = {"he": self.gen.scored_tokens(self.tok, self.problems, args.max_length),
+                    "stdlib": self.ppl.scored_tokens(self.tok, self.stdlib, args.max_length)}
 
     def per_example_nll(self, model: Any, tok: Any) -> dict[str, list[float]]:
         from greenprune._utils import progress

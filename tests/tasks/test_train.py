@@ -155,6 +155,12 @@ def test_token_nll_matches_transformers_loss():
     padded, padded_tokens = task.token_nll(model, tokenizer, [example, other], batch_size=2, max_length=64)
     alone, alone_tokens = task.token_nll(model, tokenizer, [other], batch_size=1, max_length=64)
     assert padded == pytest.approx(nll + alone, rel=1e-4) and padded_tokens == tokens + alone_tokens
+    # the forward-free count is the one token_nll scores, per example
+    assert task.scored_tokens(tokenizer, [example, other], 64) == [tokens, alone_tokens]
+    prompted = Example(text="def neg(x):\n    return -x", target="Negate a number.")
+    summarize = get_task("summarize")
+    assert summarize.scored_tokens(tokenizer, [prompted], 64) == [summarize.token_nll(model, tokenizer, [prompted],
+                                                                                      1, 64)[1]]
 
 
 def test_shuffle_groups_keep_pairs_together_and_leave_unpaired_data_alone():

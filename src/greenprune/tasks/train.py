@@ -153,6 +153,11 @@ class CausalLMTask(Task):
         """Each example's length in tokens as `train_batches` encodes it (before padding)."""
         return [len(self._row(tokenizer, e, max_length)[0]) for e in examples]
 
+    def scored_tokens(self, tokenizer: Any, examples: Sequence[Example], max_length: int = 256) -> list[int]:
+        """Per example, how many tokens `token_nll` scores (its target tokens after the one-token shift), without a
+        forward pass: under the original tokenizer, the normaliser that keeps NLL comparable across vocabularies."""
+        return [sum(label != IGNORE_INDEX for label in self._row(tokenizer, e, max_length)[1][1:]) for e in examples]
+
     @torch.no_grad()
     def token_nll(self, model: nn.Module, tokenizer: Any, examples: Sequence[Example], batch_size: int = 8,
                   max_length: int = 256) -> tuple[float, int]:
