@@ -87,11 +87,12 @@ class Bench:
         self.ppl = get_task("perplexity")
         self.stdlib = [Example(text=t, id=str(i))
                        for i, t in enumerate(stdlib_code(limit=args.stdlib_texts, split="test"))]
-        self.oov_sets = {
-            "he_prompts": [chat_prompt(self.tok, e) for e in self.problems],
-            "he_solutions": [e.text + e.target for e in self.problems],
-            "stdlib": [e.text for e in self.stdlib],
-        }
+        texts = {"he_prompts": [chat_prompt(self.tok, e) for e in self.problems],
+                 "he_solutions": [e.text + e.target for e in self.problems],
+                 "stdlib": [e.text for e in self.stdlib]}
+        # original-tokenizer ids, encoded once: every row's out-of-vocabulary share is read against them
+        self.original_ids = {key: [i for t in group for i in self.tok.encode(t, add_special_tokens=False)]
+                             for key, group in texts.items()}
         # per-example reference token counts under the ORIGINAL tokenizer (what every row's NLL is divided by)
         self.ref = {"he": self.gen.scored_tokens(self.tok, self.problems, args.max_length),
                     "stdlib": self.ppl.scored_tokens(self.tok, self.stdlib, args.max_length)}
@@ -106,11 +107,7 @@ class Bench:
         return out
 
     def oov(self, kept: set[int]) -> dict[str, float]:
-        out = {}
-        for key, texts in self.oov_sets.items():
-            ids = [i for t in texts for i in self.tok.encode(t, add_special_tokens=False)]
-            out[key] = sum(i not in kept for i in ids) / len(ids)
-        return out
+        return {key: sum(i not in kept for i in ids) / len(ids) for key, ids in self.original_ids.items()}
 
     def run(self, row: str, generate: bool) -> dict[str, Any]:
         from greenprune.measure.size import total_parameters
@@ -124,7 +121,7 @@ class Bench:
             model, tok = res.model, res.tokenizer
             rec.update(vocab=res.vocab_after, kept=res.kept_breakdown, oov=self.oov(set(res.kept_ids)))
         else:
-            rec.update(vocab=len(self.tok), oov=dict.fromkeys(self.oov_sets, 0.0))
+            rec.update(vocab=len(self.tok), oov=dict.fromkeys(self.original_ids, 0.0))
         rec["params"] = total_parameters(model)
         rec["nll"] = self.per_example_nll(model, tok)
         if generate:
