@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import functools
 import json
 import math
@@ -38,7 +39,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 # per model: the combination rows (name=steps) aimed at >= 35% of the parameters removed
 COMBOS = {
-    "qwen2.5-coder-0.5b": "combo=vocab,bi2,ffn20;combo2=vocab,ffn30",
+    "qwen2.5-coder-0.5b": "combo=vocab,bi2,ffn20;combo2=vocab,ffn30;combo3=vocab-ws-f32000,ffn25",
     "smollm2-135m": "combo=vocab,bi4,ffn20",
 }
 AIM_REMOVED = 0.35
@@ -47,6 +48,17 @@ AIM_NEED = {"without recovery": 0.97, "after recovery": 1.00}
 
 def stem_for(model: str) -> str:
     return "structure" if model == DEFAULT_MODEL else f"structure-{model.replace('/', '_')}"
+
+
+def vocab_config(step: str) -> Any:
+    """`vocab[-ws][-fN]` as a VocabPruningConfig."""
+    from greenprune.structure.tokenizer import VocabPruningConfig
+
+    parts = step.split("-")
+    if parts[0] != "vocab" or any(p != "ws" and not (p[:1] == "f" and p[1:].isdigit()) for p in parts[1:]):
+        raise SystemExit(f"step {step!r}: expected vocab[-ws][-fN]")
+    frequent = next((int(p[1:]) for p in parts[1:] if p.startswith("f")), 0)
+    return VocabPruningConfig(keep_whitespace="ws" in parts, keep_frequent=frequent)
 
 
 def parse() -> argparse.Namespace:
@@ -131,23 +143,28 @@ class Bench:
                                                 max_batches=1)
         self._ref: dict[str, int] = {}
         self._layer_orders: dict[str, list[int]] = {}
-        self._vocab: tuple[Any, list[int], dict[str, Any]] | None = None
+        self._vocab: dict[str, tuple[Any, list[int], dict[str, Any]]] = {}
 
     # ---- building candidates -------------------------------------------------------------------------------
-    def vocab_step(self, model: Any) -> tuple[Any, Any, list[int], dict[str, Any]]:
-        from greenprune.structure.tokenizer import VocabPruningConfig, needed_token_ids
+    def vocab_step(self, model: Any, step: str = "vocab") -> tuple[Any, Any, list[int], dict[str, Any]]:
+        """`vocab`: the tokens the stdlib corpus uses (plus the chat frame); `vocab-ws`, `vocab-ws-fN`, `vocab-fN`:
+        also every whitespace-only token / the products of the first N BPE merges (see benchmarks/vocab_keep.py)."""
+        from greenprune.structure.tokenizer import needed_token_ids
         from greenprune.structure.vocab import prune_vocab, shrink_embeddings
 
-        if self._vocab is not None:  # same corpus, same result: reuse the tokenizer and shrink this copy
-            tok, kept, extra = self._vocab
+        if step in self._vocab:  # same corpus, same result: reuse the tokenizer and shrink this copy
+            tok, kept, extra = self._vocab[step]
             return shrink_embeddings(model, kept), tok, kept, dict(extra)
         t = time.time()
-        res = prune_vocab(model, self.tok, self.vocab_texts)
-        code_only, _ = needed_token_ids(self.tok, self.vocab_texts, VocabPruningConfig(keep_chat_frame=False))
-        extra = {"vocab": f"{res.vocab_before}→{res.vocab_after}", "vocab_s": round(time.time() - t, 1),
+        config = vocab_config(step)
+        res = prune_vocab(model, self.tok, self.vocab_texts, config)
+        code_only, _ = needed_token_ids(self.tok, self.vocab_texts,
+                                        dataclasses.replace(config, keep_chat_frame=False))
+        extra = {"vocab": f"{res.vocab_before}→{res.vocab_after}", "vocab_step": step,
+                 "vocab_s": round(time.time() - t, 1),
                  "prompt_tokens_outside_vocab": self.prompt_tokens_outside(res.kept_ids),
                  "prompt_tokens_outside_code_only_vocab": self.prompt_tokens_outside(code_only)}
-        self._vocab = (res.tokenizer, res.kept_ids, extra)
+        self._vocab[step] = (res.tokenizer, res.kept_ids, extra)
         return res.model, res.tokenizer, res.kept_ids, dict(extra)
 
     def prompt_tokens_outside(self, kept_ids: list[int]) -> float:
@@ -207,8 +224,8 @@ class Bench:
         if row == "baseline":
             return model, tok, None, info
         for step in steps:
-            if step == "vocab":
-                model, tok, kept, extra = self.vocab_step(model)
+            if step.startswith("vocab"):
+                model, tok, kept, extra = self.vocab_step(model, step)
                 info.update(extra)
             elif step[:2] in ("kl", "bi"):
                 order = self.layer_order(step[:2], int(step[2:]))
@@ -433,7 +450,9 @@ def write_markdown(rows: dict[str, dict[str, Any]], order: list[str], command: s
         "tok/s, FLOPs and peak memory: candidate/baseline, interleaved in one process (3 rounds, 4×256 tokens; peak "
         "= parameters + the largest sum of live tensors in a forward). `bi` is ShortGPT's block-influence metric "
         "(1 − cosine of a layer's input and output); `kl` removes the layer whose removal changes the output "
-        f"distribution least. Combinations: {combos}. `tp-ffn20` is the peer: Torch-Pruning's dependency graph and "
+        f"distribution least. `vocab` keeps the tokens the stdlib corpus uses; `vocab-ws-f32000` also every "
+        "whitespace-only token and the products of the tokenizer's first 32,000 BPE merges (its frequency order; "
+        f"see `vocab-keep.md`). Combinations: {combos}. `tp-ffn20` is the peer: Torch-Pruning's dependency graph and "
         "GroupMagnitudeImportance removing 20% of each layer's FFN neurons, evaluated the same way. `+lora`: "
         f"{args.recover_steps} LoRA steps on stdlib signature+docstring → body pairs; `baseline+lora` is the "
         "control for what that training does without pruning.",
@@ -459,12 +478,12 @@ def write_markdown(rows: dict[str, dict[str, Any]], order: list[str], command: s
             f"{r['ppl']:.3f} ({100 * ppl_ret:.1f}%) | {r['he_nll']:.3f} | {p1} | {pair_cell} | "
             f"{r.get('tok_s_ratio', 0):.2f} | {r.get('flops_ratio', 0):.2f} | {mem} | {notes} |"
         )
-    vocab = next((r for r in rows.values() if "prompt_tokens_outside_vocab" in r), None)
+    vocabularies = {r.get("vocab_step", "vocab"): r for r in rows.values() if "prompt_tokens_outside_vocab" in r}
     lines += [""]
-    if vocab:
-        lines.append(f"Of the 164 HumanEval chat prompts' tokens, {100 * vocab['prompt_tokens_outside_vocab']:.2f}% "
-                     "lie outside the pruned vocabulary (chat frame kept) and "
-                     f"{100 * vocab['prompt_tokens_outside_code_only_vocab']:.2f}% outside a code-only one.")
+    for step, r in vocabularies.items():
+        lines.append(f"Of the 164 HumanEval chat prompts' tokens, {100 * r['prompt_tokens_outside_vocab']:.2f}% "
+                     f"lie outside the `{step}` vocabulary ({r['vocab']}, chat frame kept) and "
+                     f"{100 * r['prompt_tokens_outside_code_only_vocab']:.2f}% outside its code-only variant.")
     lines += [
         "Layer rows take prefixes of one greedy removal order per metric (greedy with re-scoring makes the n=2 and "
         "n=4 choices prefixes of the n=6 run); the order is computed on the full-vocabulary model on "
@@ -480,10 +499,10 @@ def write_markdown(rows: dict[str, dict[str, Any]], order: list[str], command: s
 def plan_rows(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """(run order: most informative first, a shared CPU may not finish them all; reading order of the table)."""
     combos = list(args.combo_steps)
-    plan = ["baseline", *combos, "vocab", "ffn20", "tp-ffn20", "bi4", "kl4", "ffn10", "ffn30", "ffn40", "bi2", "kl2",
-            "bi6", "kl6"]
-    reading = ["baseline", "vocab", "kl2", "kl4", "kl6", "bi2", "bi4", "bi6", "ffn10", "ffn20", "ffn30", "ffn40",
-               "tp-ffn20", *combos]
+    plan = ["baseline", *combos, "vocab", "vocab-ws-f32000", "ffn20", "tp-ffn20", "bi4", "kl4", "ffn10", "ffn30",
+            "ffn40", "bi2", "kl2", "bi6", "kl6"]
+    reading = ["baseline", "vocab", "vocab-ws-f32000", "kl2", "kl4", "kl6", "bi2", "bi4", "bi6", "ffn10", "ffn20",
+               "ffn30", "ffn40", "tp-ffn20", *combos]
     recover_rows = plan if args.recover_rows == "all" else [r for r in args.recover_rows.split(",") if r]
     # every one-shot row first (a recovered row costs a LoRA run on top), then the combinations' recovery with the
     # control (what the aim is judged on), then the other rows' recovery
