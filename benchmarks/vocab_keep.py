@@ -18,6 +18,8 @@ McNemar test against the unpruned model's outcomes, generated in this run.
 
     OMP_NUM_THREADS=1 python benchmarks/vocab_keep.py                      # resumes from results/vocab-keep.rows.json
     OMP_NUM_THREADS=1 python benchmarks/vocab_keep.py --generate baseline,corpus+ws+f32000
+    OMP_NUM_THREADS=1 python benchmarks/vocab_keep.py --generate corpus+ws+f32000 \\
+        --baseline-outcomes benchmarks/results/structure.rows.json    # reuse structure.py's unpruned outcomes
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--stdlib-texts", type=int, default=64, help="held-out stdlib functions (test split)")
     ap.add_argument("--max-length", type=int, default=512)
     ap.add_argument("--generate", default="", help="rows that also get greedy HumanEval pass@1 (comma list)")
+    ap.add_argument("--baseline-outcomes", type=Path, default=None,
+                    help="take the unpruned model's pass@1 outcomes from this structure.py rows file (its `baseline` "
+                    "row, same prompts and decoding) instead of generating them again")
     ap.add_argument("--gen-batch", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=384)
     ap.add_argument("--fresh", action="store_true", help="ignore saved rows")
@@ -192,6 +197,9 @@ def render(model: str, rows: dict[str, dict[str, Any]], ref: dict[str, list[int]
         else:
             cells += ["not generated", "—"]
         lines.append("| " + " | ".join(cells) + " |")
+    if base and "pass@1_from" in base:
+        lines += ["", f"The unpruned model's pass@1 outcomes come from `{base['pass@1_from']}`: the same prompts, "
+                  "greedy decoding and batch, not generated again in this run."]
     lines += ["", *reading(rows, ref), ""]
     missing = [r for r in ROWS if r not in rows]
     if missing:
@@ -223,6 +231,17 @@ def reading(rows: dict[str, dict[str, Any]], ref: dict[str, list[int]]) -> list[
     return out
 
 
+def saved_outcomes(path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The unpruned model's greedy HumanEval outcomes from a structure.py run: greedy decoding on this CPU is
+    reproducible (structure.py's baseline and weights.py's dense row, separate runs, solved the same problems)."""
+    rows = {r["row"]: r for r in json.loads(path.read_text())}
+    base = rows.get("baseline", {})
+    if "solved_ids" not in base or base.get("gen_problems") != args.problems:
+        raise SystemExit(f"{path}: no baseline row with pass@1 outcomes on {args.problems} problems")
+    return {"pass@1": base["pass@1"], "gen_problems": base["gen_problems"], "solved_ids": base["solved_ids"],
+            "pass@1_from": f"{path.name} (row baseline)"}
+
+
 def main() -> None:
     from greenprune._utils import atomic_write_text
 
@@ -244,6 +263,8 @@ def main() -> None:
     if saved.get("ref") not in (None, ref):
         raise SystemExit(f"{rows_file}: saved rows were scored on other texts; rerun with --fresh")
     generate = {r for r in args.generate.split(",") if r}
+    if args.baseline_outcomes and "baseline" in rows and "pass@1" not in rows["baseline"]:
+        rows["baseline"].update(saved_outcomes(args.baseline_outcomes, args))
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     commands = [*commands, command] if command not in commands else commands
     for row in [r for r in args.rows.split(",") if r]:
