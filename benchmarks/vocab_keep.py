@@ -96,11 +96,42 @@ class Bench:
                  "he_solutions": [e.text + e.target for e in self.problems],
                  "stdlib": [e.text for e in self.stdlib]}
         # original-tokenizer ids, encoded once: every row's out-of-vocabulary share is read against them
+        self.prompt_ids = [self.tok.encode(t, add_special_tokens=False) for t in texts["he_prompts"]]
         self.original_ids = {key: [i for t in group for i in self.tok.encode(t, add_special_tokens=False)]
                              for key, group in texts.items()}
         # per-example reference token counts under the ORIGINAL tokenizer (what every row's NLL is divided by)
         self.ref = {"he": self.gen.scored_tokens(self.tok, self.problems, args.max_length),
                     "stdlib": self.ppl.scored_tokens(self.tok, self.stdlib, args.max_length)}
+
+    def greedy_choices(self) -> list[list[int]]:
+        """Per HumanEval problem, the unpruned model's top-1 token at every canonical-solution position (teacher
+        forced, original tokenizer). Logits of kept tokens do not change when a vocabulary is pruned, so a pruned
+        model decodes exactly like the unpruned one until the unpruned model's choice is a token it lacks."""
+        import torch
+
+        from greenprune._utils import progress
+
+        out = []
+        with torch.no_grad():
+            for e in progress(self.problems, desc="greedy choices"):
+                batch = next(iter(self.gen.train_batches(self.tok, [e], 1, self.args.max_length)))
+                labels = batch.pop("labels")[0, 1:]
+                logits = self.base(**batch).logits[0, :-1]
+                out.append(logits[labels != -100].argmax(-1).tolist())
+        return out
+
+    def path_oov(self, kept: set[int], greedy: list[list[int]]) -> dict[str, Any]:
+        """How often the unpruned model's own choices leave a kept vocabulary, and which problems' prompt or
+        teacher-forced greedy choices do (where a pruned model's decoding can first differ)."""
+        choices = [t for path in greedy for t in path]
+        off = [e.id for e, prompt, path in zip(self.problems, self.prompt_ids, greedy, strict=True)
+               if any(t not in kept for t in (*prompt, *path))]
+        return {"choices": sum(t not in kept for t in choices) / len(choices), "problems": off}
+
+    def kept_ids(self, row: str) -> set[int]:
+        from greenprune.structure.tokenizer import needed_token_ids
+
+        return set(needed_token_ids(self.tok, self.vocab_texts, vocab_config(row))[0])
 
     def per_example_nll(self, model: Any, tok: Any) -> dict[str, list[float]]:
         from greenprune._utils import progress
@@ -114,7 +145,7 @@ class Bench:
     def oov(self, kept: set[int]) -> dict[str, float]:
         return {key: sum(i not in kept for i in ids) / len(ids) for key, ids in self.original_ids.items()}
 
-    def run(self, row: str, generate: bool) -> dict[str, Any]:
+    def run(self, row: str, generate: bool, greedy: list[list[int]]) -> dict[str, Any]:
         from greenprune.measure.size import total_parameters
         from greenprune.structure.vocab import prune_vocab
 
@@ -124,7 +155,8 @@ class Bench:
         if row != "baseline":
             res = prune_vocab(model, self.tok, self.vocab_texts, vocab_config(row))
             model, tok = res.model, res.tokenizer
-            rec.update(vocab=res.vocab_after, kept=res.kept_breakdown, oov=self.oov(set(res.kept_ids)))
+            rec.update(vocab=res.vocab_after, kept=res.kept_breakdown, oov=self.oov(set(res.kept_ids)),
+                       path_oov=self.path_oov(set(res.kept_ids), greedy))
         else:
             rec.update(vocab=len(self.tok), oov=dict.fromkeys(self.original_ids, 0.0))
         rec["params"] = total_parameters(model)
@@ -169,15 +201,24 @@ def render(model: str, rows: dict[str, dict[str, Any]], ref: dict[str, list[int]
         f"{len(ref['stdlib'])} held-out functions (test split, files never in the corpus). Δ = candidate − unpruned "
         "per token, 95% paired bootstrap over problems / functions; retention = exp(−Δ).",
         "",
-        "| row | vocab | params | removed | OOV prompts | OOV prompt+solution | OOV stdlib | HE NLL Δ [95% CI] | HE "
-        "ppl kept | stdlib NLL Δ [95% CI] | stdlib ppl kept | pass@1 [95% CI] | paired −/+ (p) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "Greedy path: the unpruned model's top-1 token at each canonical-solution position (teacher forced) is "
+        "outside the vocabulary in `top-1 outside` of the positions; `problems off-path` counts the problems whose "
+        "prompt or such a choice leaves it. A pruned vocabulary leaves the kept tokens' logits unchanged, so greedy "
+        "decoding can only diverge where the unpruned model's own choice (or its prompt token) is gone.",
+        "",
+        "| row | vocab | params | removed | OOV prompts | OOV prompt+solution | OOV stdlib | top-1 outside | problems "
+        "off-path | HE NLL Δ [95% CI] | HE ppl kept | stdlib NLL Δ [95% CI] | stdlib ppl kept | pass@1 [95% CI] | "
+        "paired −/+ (p) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in sorted(rows, key=lambda n: (n != "baseline", -rows[n]["params"])):
         r = rows[name]
         cells = [name, f"{r['vocab']:,}", f"{r['params'] / 1e6:.1f}M",
                  f"{100 * (1 - r['params'] / base['params']):.1f}%" if base else "—",
                  *(f"{100 * r['oov'][k]:.2f}%" for k in ("he_prompts", "he_solutions", "stdlib"))]
+        path = r.get("path_oov")
+        cells += ([f"{100 * path['choices']:.2f}%", f"{len(path['problems'])}/{len(ref['he'])}"] if path
+                  else ["0.00%", f"0/{len(ref['he'])}"] if name == "baseline" else ["—", "—"])
         for key in ("he", "stdlib"):
             if base is None or name == "baseline":
                 cells += [f"{per_token(r['nll'][key], ref[key]):.4f} (per token)", "100.0%"]
@@ -214,6 +255,15 @@ def reading(rows: dict[str, dict[str, Any]], ref: dict[str, list[int]]) -> list[
     if not base or not corpus:
         return []
     out = ["## Reading (computed from the rows above)", ""]
+    for name, r in rows.items():
+        if name == "baseline" or "solved_ids" not in r or "solved_ids" not in base or "path_oov" not in r:
+            continue
+        solved, off = set(base["solved_ids"]), set(r["path_oov"]["problems"])
+        lost, gained = solved - set(r["solved_ids"]), set(r["solved_ids"]) - solved
+        out.append(f"- {name}: of the {len(solved)} problems the unpruned model solves, {len(solved & off)} are "
+                   f"off-path and {len(lost)} are lost; {len(lost & off)} of the lost are off-path, {len(lost - off)} "
+                   f"stay on the canonical path (their own greedy reply leaves the vocabulary elsewhere); "
+                   f"{len(gained)} gained, {len(gained & off)} of them off-path.")
     loss0 = {k: per_token(corpus["nll"][k], ref[k]) - per_token(base["nll"][k], ref[k]) for k in ("he", "stdlib")}
     for name, r in rows.items():
         if name in ("baseline", "corpus"):
@@ -267,13 +317,24 @@ def main() -> None:
         rows["baseline"].update(saved_outcomes(args.baseline_outcomes, args))
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     commands = [*commands, command] if command not in commands else commands
+    greedy: list[list[int]] = saved.get("greedy") or bench.greedy_choices()
+
+    def save() -> None:
+        atomic_write_text(rows_file, json.dumps({"commands": commands, "ref": ref, "greedy": greedy, "rows": rows})
+                          + "\n")
+        atomic_write_text(RESULTS / f"{stem}.md", render(args.model, rows, ref, commands))
+
+    for row, rec in rows.items():  # rows saved before the greedy-path column: their vocabulary only, no forward
+        if row != "baseline" and "path_oov" not in rec:
+            print(f"[{time.strftime('%H:%M:%S')}] {row}: greedy-path column", flush=True)
+            rec["path_oov"] = bench.path_oov(bench.kept_ids(row), greedy)
+            save()
     for row in [r for r in args.rows.split(",") if r]:
         if row in rows and (row not in generate or "pass@1" in rows[row]):
             continue
         print(f"[{time.strftime('%H:%M:%S')}] {row}", flush=True)
-        rows[row] = bench.run(row, row in generate)
-        atomic_write_text(rows_file, json.dumps({"commands": commands, "ref": ref, "rows": rows}) + "\n")
-        atomic_write_text(RESULTS / f"{stem}.md", render(args.model, rows, ref, commands))
+        rows[row] = bench.run(row, row in generate, greedy)
+        save()
         print(f"[{time.strftime('%H:%M:%S')}] {row} done in {rows[row]['seconds']} s", flush=True)
 
 
