@@ -116,6 +116,26 @@ class Bench:
         return {"row": "dense+ft", "valid_bleu": score, "selected_step": selected, "steps": steps,
                 "evals": evals, "test_bleu_per_example": self.test_scores(model), "seconds": round(time.time() - t)}
 
+    def oneshot(self) -> dict[str, Any]:
+        """The naive alternative: the pre-trained model pruned to the final sparsity at once (global L1), then
+        fine-tuned for the lottery's whole training budget ((rounds + 1) x steps) with the same selection."""
+        import dataclasses
+
+        from greenprune.weights import WeightPruningConfig, prune
+        from greenprune.weights.lottery import train_round
+
+        a = self.args
+        model = copy.deepcopy(self.pretrained)
+        t = time.time()
+        sparsity = a.rounds * a.per_round
+        report = prune(model, WeightPruningConfig(method="l1", scope="global", sparsity=sparsity))
+        config = dataclasses.replace(self.config("pretrained", "best-no-stop", 1),
+                                     steps_per_round=a.steps * (a.rounds + 1))
+        score, selected, steps, _, evals = train_round(model, self.epochs(), self.valid_bleu, config, desc="one-shot")
+        return {"row": "oneshot", "valid_bleu": score, "selected_step": selected, "steps": steps, "evals": evals,
+                "sparsity": report.sparsity, "model_sparsity": report.model_sparsity,
+                "test_bleu_per_example": self.test_scores(model), "seconds": round(time.time() - t)}
+
     def lottery(self, rewind: str, stop: str) -> dict[str, Any]:
         from greenprune.weights.lottery import run_lottery
 
@@ -142,10 +162,12 @@ def render(rows: dict[str, dict[str, Any]], args: argparse.Namespace, command: s
              f"at the last sparsity. Test: smoothed BLEU-4 on {args.examples} held-out functions, 95% bootstrap "
              "interval; kept = mean BLEU / dense+ft's with the paired bootstrap interval of that ratio (same "
              "functions resampled together). `dense+ft` is the fair reference: the dense model with one round's "
-             "fine-tuning budget and selection.", "",
+             "fine-tuning budget and selection. `oneshot` is the naive alternative the rounds must beat: the "
+             "pre-trained model pruned to the final sparsity at once (global L1) and fine-tuned for the rounds' whole "
+             f"budget ({args.steps * (args.rounds + 1)} steps).", "",
              "| row | sparsity | valid BLEU per round (sparsity it trained at) | test BLEU [95% CI] | "
              "kept × dense+ft [95% CI] | s |", "|---|---|---|---|---|---|"]
-    order = ["dense+ft", *args.config_keys]
+    order = ["dense+ft", "oneshot", *args.config_keys]
     for key in order:
         r = rows.get(key)
         if r is None:
@@ -161,8 +183,19 @@ def render(rows: dict[str, dict[str, Any]], args: argparse.Namespace, command: s
             k_low, k_high = bootstrap_ratio_interval(per, base_per)
             kept = f"{mean / base:.3f} [{k_low:.3f}, {k_high:.3f}]" if base else "—"
         sparsity = f"{100 * r['sparsity']:.0f}%" if "sparsity" in r else "0%"
-        curve = curve or f"{r['valid_bleu']:.2f} (0%)"
+        curve = curve or f"{r['valid_bleu']:.2f} ({100 * r.get('sparsity', 0):.0f}%)"
         lines.append(f"| {key} | {sparsity} | {curve} | {mean:.2f} [{low:.2f}, {high:.2f}] | {kept} | {r['seconds']} |")
+    oneshot = rows.get("oneshot")
+    if oneshot:
+        lines.append("")
+        for key in args.config_keys:
+            if key in rows:
+                diff = [a - b for a, b in zip(rows[key]["test_bleu_per_example"], oneshot["test_bleu_per_example"],
+                                              strict=True)]
+                low, high = bootstrap_mean_interval(diff)
+                verdict = "beat" if low > 0 else "lose to" if high < 0 else "do not separate from"
+                lines.append(f"- {key} − oneshot: {sum(diff) / len(diff):+.2f} BLEU [{low:+.2f}, {high:+.2f}] "
+                             f"(paired bootstrap): the rounds {verdict} one-shot pruning with the same budget.")
     missing = [k for k in order if k not in rows]
     if missing:
         lines += ["", f"Not measured yet (the script resumes with them): {', '.join(missing)}."]
@@ -182,14 +215,15 @@ def main() -> None:
     from transformers import set_seed
 
     bench: Bench | None = None
-    for key in ["dense+ft", *args.config_keys]:
+    for key in ["dense+ft", "oneshot", *args.config_keys]:
         if key in rows:
             print(f"[skip] {key}", flush=True)
             continue
         bench = bench or Bench(args)
         print(f"[row] {key} ...", flush=True)
         set_seed(0)  # per row, so a resumed run measures each row exactly as an uninterrupted one would
-        row = bench.dense_reference() if key == "dense+ft" else bench.lottery(*key.split("/"))
+        row = (bench.dense_reference() if key == "dense+ft" else bench.oneshot() if key == "oneshot"
+               else bench.lottery(*key.split("/")))
         row["command"] = command
         rows[key] = row
         atomic_write_text(args.rows_file, json.dumps(list(rows.values()), indent=1, default=str) + "\n")
