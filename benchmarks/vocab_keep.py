@@ -32,6 +32,7 @@ import os
 import shlex
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,9 @@ class Bench:
         choices = [t for path in greedy for t in path]
         off = [e.id for e, prompt, path in zip(self.problems, self.prompt_ids, greedy, strict=True)
                if any(t not in kept for t in (*prompt, *path))]
-        return {"choices": sum(t not in kept for t in choices) / len(choices), "problems": off}
+        outside = Counter(t for t in choices if t not in kept).most_common(12)
+        return {"choices": sum(t not in kept for t in choices) / len(choices), "problems": off,
+                "top_outside": [[self.tok.decode([t]), n] for t, n in outside]}
 
     def kept_ids(self, row: str) -> set[int]:
         from greenprune.structure.tokenizer import needed_token_ids
@@ -264,6 +267,10 @@ def reading(rows: dict[str, dict[str, Any]], ref: dict[str, list[int]]) -> list[
                    f"off-path and {len(lost)} are lost; {len(lost & off)} of the lost are off-path, {len(lost - off)} "
                    f"stay on the canonical path (their own greedy reply leaves the vocabulary elsewhere); "
                    f"{len(gained)} gained, {len(gained & off)} of them off-path.")
+    for name, r in rows.items():
+        if r.get("path_oov", {}).get("top_outside"):
+            words = ", ".join(f"`{w!r}` ×{n}" for w, n in r["path_oov"]["top_outside"])
+            out.append(f"- {name}: the unpruned model's most frequent top-1 choices outside the vocabulary: {words}.")
     loss0 = {k: per_token(corpus["nll"][k], ref[k]) - per_token(base["nll"][k], ref[k]) for k in ("he", "stdlib")}
     for name, r in rows.items():
         if name in ("baseline", "corpus"):
