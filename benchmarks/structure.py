@@ -51,14 +51,15 @@ def stem_for(model: str) -> str:
 
 
 def vocab_config(step: str) -> Any:
-    """`vocab[-ws][-fN]` as a VocabPruningConfig."""
-    from greenprune.structure.tokenizer import VocabPruningConfig
+    """`vocab[-ws][-fN]` as a VocabPruningConfig: vocab_keep.py's `corpus[+ws][+fN]` rows under step names."""
+    from vocab_keep import vocab_config as keep_row_config  # benchmarks/ is on sys.path when run as a script
 
-    parts = step.split("-")
-    if parts[0] != "vocab" or any(p != "ws" and not (p[:1] == "f" and p[1:].isdigit()) for p in parts[1:]):
-        raise SystemExit(f"step {step!r}: expected vocab[-ws][-fN]")
-    frequent = next((int(p[1:]) for p in parts[1:] if p.startswith("f")), 0)
-    return VocabPruningConfig(keep_whitespace="ws" in parts, keep_frequent=frequent)
+    try:
+        if step.split("-")[0] != "vocab":
+            raise SystemExit
+        return keep_row_config("+".join(["corpus", *step.split("-")[1:]]))
+    except SystemExit:
+        raise SystemExit(f"step {step!r}: expected vocab[-ws][-fN]") from None
 
 
 def parse() -> argparse.Namespace:
