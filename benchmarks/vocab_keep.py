@@ -265,7 +265,8 @@ def reading(rows: dict[str, dict[str, Any]], ref: dict[str, list[int]]) -> list[
         lost, gained = solved - set(r["solved_ids"]), set(r["solved_ids"]) - solved
         out.append(f"- {name}: of the {len(solved)} problems the unpruned model solves, {len(solved & off)} are "
                    f"off-path and {len(lost)} are lost; {len(lost & off)} of the lost are off-path, {len(lost - off)} "
-                   f"stay on the canonical path (their own greedy reply leaves the vocabulary elsewhere); "
+                   "stay on the canonical path (their own greedy reply leaves the vocabulary elsewhere, or the smaller "
+                   "output layer's rounding flips a near-tie); "
                    f"{len(gained)} gained, {len(gained & off)} of them off-path.")
     for name, r in rows.items():
         if r.get("path_oov", {}).get("top_outside"):
