@@ -165,16 +165,33 @@ class Bench:
         return {"latency_ratio": comp.ratios.get("latency_interleaved"), "latency_ci": list(ci) if ci else None,
                 "speed_verdict": comp.verdict, "checkpoint_bytes_ratio": comp.ratios.get("checkpoint_bytes")}
 
-    def recover(self, model: torch.nn.Module) -> None:
-        """A short masked fine-tune on the code-to-text training split (LM loss on the summary tokens)."""
+    def recover(self, model: torch.nn.Module, key: str) -> None:
+        """A short masked fine-tune on the code-to-text training split (LM loss on the summary tokens).
+
+        The recovered weights (masks included) are kept in `results/weights-<model>-recovered/` (not committed):
+        100 steps on Qwen take ~45 minutes at one thread, and a session that ends during the evaluation after them
+        should not pay for them again."""
+        from safetensors.torch import load_model, save_model
+
         from greenprune.weights.lottery import LotteryConfig, train_round
 
         steps = self.args.recover_steps
+        name = f"{key.replace('/', '_').replace(':', '-')}-steps{steps}-lr{self.args.recover_lr:g}.safetensors"
+        cache = RESULTS / f"weights-{self.args.model}-recovered" / name
+        if cache.is_file():
+            load_model(model, str(cache))  # the same masks come from the same deterministic pruning
+            print(f"[recovered] {key}: weights from {cache}", flush=True)
+            model.eval()
+            return
         train = list(self.summarize.train_batches(self.tok, self.splits.train, 4, 256))
         config = LotteryConfig(stop="last", eval_every=steps, steps_per_round=steps, lr=self.args.recover_lr)
         # no model selection: the final step is kept, so the evaluation hook only has to return a number
         train_round(model, iter(train * (1 + steps // max(1, len(train)))), lambda m: 0.0, config, desc="recovery")
         model.eval()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(".partial")
+        save_model(model, str(partial))
+        partial.replace(cache)
 
     def measure(self, row: Row) -> dict[str, Any]:
         from greenprune.quantize import quantize
@@ -203,7 +220,7 @@ class Bench:
                 result.update(sparsity=report.sparsity, model_sparsity=report.model_sparsity,
                               scope=config.scope, target_sparsity=config.sparsity)
             if row.recover:
-                self.recover(model)
+                self.recover(model, row.key)
             save_sparse(model, self.tmp / "s", overwrite=True)
             result["checkpoint_bytes"] = folder_bytes(self.tmp / "s")
             make_permanent(model)
@@ -420,6 +437,7 @@ def main() -> None:
             break
         print(f"[row] {row.key} ...", flush=True)
         bench = bench or Bench(args)
+        set_seed(0)  # per row, so a resumed run measures each row as an uninterrupted one would
         result = bench.measure(row)
         result["command"] = command
         rows[row.key] = result
