@@ -185,6 +185,14 @@ def render(rows: dict[str, dict[str, Any]], args: argparse.Namespace, command: s
         sparsity = f"{100 * r['sparsity']:.0f}%" if "sparsity" in r else "0%"
         curve = curve or f"{r['valid_bleu']:.2f} ({100 * r.get('sparsity', 0):.0f}%)"
         lines.append(f"| {key} | {sparsity} | {curve} | {mean:.2f} [{low:.2f}, {high:.2f}] | {kept} | {r['seconds']} |")
+    never = [k for k in args.config_keys if k in rows and k.endswith("/best")
+             and not any(x.get("stopped_early") for x in rows[k].get("rounds", []))]
+    if never:
+        from greenprune.weights.lottery import LotteryConfig
+
+        lines += ["", f"The `best` stop policy never stopped a round early in {', '.join(never)} (patience "
+                  f"{LotteryConfig().patience} evaluations, {args.steps // args.eval_every} per round), so those rows "
+                  "repeat best-no-stop's."]
     oneshot = rows.get("oneshot")
     if oneshot:
         lines.append("")
