@@ -176,7 +176,9 @@ class Bench:
         from greenprune.weights.lottery import LotteryConfig, train_round
 
         steps = self.args.recover_steps
-        name = f"{key.replace('/', '_').replace(':', '-')}-steps{steps}-lr{self.args.recover_lr:g}.safetensors"
+        a = self.args  # everything the recovered weights depend on besides the model: the name says it
+        name = (f"{key.replace('/', '_').replace(':', '-')}-steps{steps}-lr{a.recover_lr:g}-calib{a.calib_windows}x"
+                f"{a.calib_seq_len}.safetensors")
         cache = RESULTS / f"weights-{self.args.model}-recovered" / name
         if cache.is_file():
             load_model(model, str(cache))  # the same masks come from the same deterministic pruning
