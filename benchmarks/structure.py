@@ -52,14 +52,9 @@ def stem_for(model: str) -> str:
 
 def vocab_config(step: str) -> Any:
     """`vocab[-ws][-fN]` as a VocabPruningConfig: vocab_keep.py's `corpus[+ws][+fN]` rows under step names."""
-    from vocab_keep import vocab_config as keep_row_config  # benchmarks/ is on sys.path when run as a script
+    from vocab_keep import vocab_config as keep_config  # benchmarks/ is on sys.path when run as a script
 
-    try:
-        if step.split("-")[0] != "vocab":
-            raise SystemExit
-        return keep_row_config("+".join(["corpus", *step.split("-")[1:]]))
-    except SystemExit:
-        raise SystemExit(f"step {step!r}: expected vocab[-ws][-fN]") from None
+    return keep_config(step, head="vocab", sep="-", what="step")
 
 
 def parse() -> argparse.Namespace:
@@ -143,7 +138,6 @@ class Bench:
         self.cost_batches = calibration_batches(self.tok, self.vocab_texts[:200], seq_len=256, batch_size=4,
                                                 max_batches=1)
         self._ref: dict[str, int] = {}
-        self._layer_orders: dict[str, list[int]] = {}
         self._vocab: dict[str, tuple[Any, list[int], dict[str, Any]]] = {}
 
     # ---- building candidates -------------------------------------------------------------------------------
@@ -187,20 +181,17 @@ class Bench:
         cache_path = RESULTS / f"{self.args.stem}.layer-orders.json"
         cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
         saved = cache.get(metric, {})
-        if saved.get("fingerprint") == self.calib_fingerprint and len(saved.get("order", [])) >= n:
-            self._layer_orders.setdefault(metric, saved["order"])
-        if metric not in self._layer_orders or len(self._layer_orders[metric]) < n:
+        if saved.get("fingerprint") != self.calib_fingerprint or len(saved.get("order", [])) < n:
             work = copy.deepcopy(self.base)
             t = time.time()
             depth = work.config.num_hidden_layers
             res = prune_layers(work, self.calib, LayerPruningConfig(remove=min(max(n, 6), depth - 1), metric=metric))
-            self._layer_orders[metric] = res.removed
             print(f"[layers {metric}] greedy order {res.removed} in {time.time() - t:.0f}s", flush=True)
-            cache[metric] = {"order": res.removed, "fingerprint": self.calib_fingerprint,
-                             "seconds": round(time.time() - t), "source": "benchmarks/structure.py"}
+            saved = cache[metric] = {"order": res.removed, "fingerprint": self.calib_fingerprint,
+                                     "seconds": round(time.time() - t), "source": "benchmarks/structure.py"}
             atomic_write_text(cache_path, json.dumps(cache, indent=1) + "\n")
             del work
-        return self._layer_orders[metric][:n]
+        return saved["order"][:n]
 
     @functools.cached_property
     def calib_fingerprint(self) -> str:

@@ -65,13 +65,14 @@ def parse() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def vocab_config(row: str) -> Any:
-    """`corpus`, `corpus+ws`, `corpus+fN`, `corpus+ws+fN` as a VocabPruningConfig."""
+def vocab_config(spec: str, head: str = "corpus", sep: str = "+", what: str = "row") -> Any:
+    """`corpus`, `corpus+ws`, `corpus+fN`, `corpus+ws+fN` as a VocabPruningConfig (structure.py spells its steps
+    `vocab-ws-fN`: `head` and `sep`; `what` names the spec in the error)."""
     from greenprune.structure.tokenizer import VocabPruningConfig
 
-    parts = row.split("+")
-    if parts[0] != "corpus" or any(p != "ws" and not (p[:1] == "f" and p[1:].isdigit()) for p in parts[1:]):
-        raise SystemExit(f"row {row!r}: expected corpus[+ws][+fN]")
+    parts = spec.split(sep)
+    if parts[0] != head or any(p != "ws" and not (p[:1] == "f" and p[1:].isdigit()) for p in parts[1:]):
+        raise SystemExit(f"{what} {spec!r}: expected {head}[{sep}ws][{sep}fN]")
     frequent = next((int(p[1:]) for p in parts[1:] if p.startswith("f")), 0)
     return VocabPruningConfig(keep_whitespace="ws" in parts, keep_frequent=frequent)
 
@@ -97,9 +98,9 @@ class Bench:
                  "he_solutions": [e.text + e.target for e in self.problems],
                  "stdlib": [e.text for e in self.stdlib]}
         # original-tokenizer ids, encoded once: every row's out-of-vocabulary share is read against them
-        self.prompt_ids = [self.tok.encode(t, add_special_tokens=False) for t in texts["he_prompts"]]
-        self.original_ids = {key: [i for t in group for i in self.tok.encode(t, add_special_tokens=False)]
-                             for key, group in texts.items()}
+        encoded = {key: [self.tok.encode(t, add_special_tokens=False) for t in group] for key, group in texts.items()}
+        self.prompt_ids = encoded["he_prompts"]  # per problem: where a pruned model's decoding can first differ
+        self.original_ids = {key: [i for ids in group for i in ids] for key, group in encoded.items()}
         # per-example reference token counts under the ORIGINAL tokenizer (what every row's NLL is divided by)
         self.ref = {"he": self.gen.scored_tokens(self.tok, self.problems, args.max_length),
                     "stdlib": self.ppl.scored_tokens(self.tok, self.stdlib, args.max_length)}
@@ -111,6 +112,7 @@ class Bench:
         import torch
 
         from greenprune._utils import progress
+        from greenprune.training import IGNORE_INDEX
 
         out = []
         with torch.no_grad():
@@ -118,7 +120,7 @@ class Bench:
                 batch = next(iter(self.gen.train_batches(self.tok, [e], 1, self.args.max_length)))
                 labels = batch.pop("labels")[0, 1:]
                 logits = self.base(**batch).logits[0, :-1]
-                out.append(logits[labels != -100].argmax(-1).tolist())
+                out.append(logits[labels != IGNORE_INDEX].argmax(-1).tolist())
         return out
 
     def path_oov(self, kept: set[int], greedy: list[list[int]]) -> dict[str, Any]:
@@ -127,9 +129,9 @@ class Bench:
         choices = [t for path in greedy for t in path]
         off = [e.id for e, prompt, path in zip(self.problems, self.prompt_ids, greedy, strict=True)
                if any(t not in kept for t in (*prompt, *path))]
-        outside = Counter(t for t in choices if t not in kept).most_common(12)
-        return {"choices": sum(t not in kept for t in choices) / len(choices), "problems": off,
-                "top_outside": [[self.tok.decode([t]), n] for t, n in outside]}
+        outside = Counter(t for t in choices if t not in kept)
+        return {"choices": outside.total() / len(choices), "problems": off,
+                "top_outside": [[self.tok.decode([t]), n] for t, n in outside.most_common(12)]}
 
     def kept_ids(self, row: str) -> set[int]:
         from greenprune.structure.tokenizer import needed_token_ids
