@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import copy
 import fnmatch
+import itertools
 import json
 import os
 import shlex
@@ -185,23 +186,27 @@ class Bench:
         text, with no loss on the end-of-text separators between functions (so the turn-ending token keeps its
         pre-trained use); both tasks are then downstream of the same recovery.
         """
-        from greenprune.structure.calibration import calibration_batches, stdlib_code
+        from greenprune.structure.calibration import calibration_batches
         from greenprune.training import IGNORE_INDEX
+        from greenprune.weights.prune import calibration_texts
+
+        def cycled(batches: list[dict[str, torch.Tensor]], n: int) -> list[dict[str, torch.Tensor]]:
+            return list(itertools.islice(itertools.cycle(batches), n))
 
         steps, data = self.args.recover_steps, self.args.recover_data
         n_code = steps if data == "code" else -(-steps // 2)
-        code = calibration_batches(self.tok, stdlib_code(limit=4000, split="train"), seq_len=256, batch_size=4,
+        # the texts Wanda calibrates on (stdlib training split), cut into as many windows as the recipe needs
+        code = calibration_batches(self.tok, calibration_texts("stdlib"), seq_len=256, batch_size=4,
                                    max_batches=n_code)
         if data == "code":
             eos = self.tok.eos_token_id
             return [{**b, "labels": b["input_ids"].masked_fill(b["input_ids"] == eos, IGNORE_INDEX)}
-                    for b in (code * (1 + steps // len(code)))[:steps]]
-        summaries = list(self.summarize.train_batches(self.tok, self.splits.train, 4, 256))
-        summaries = summaries * (1 + steps // max(1, len(summaries)))
+                    for b in cycled(code, steps)]
+        summaries = cycled(list(self.summarize.train_batches(self.tok, self.splits.train, 4, 256)), steps)
         if data == "summaries":
-            return summaries[:steps]
-        code = [{**b, "labels": b["input_ids"].clone()} for b in code]
-        return [summaries[i // 2] if i % 2 == 0 else code[(i // 2) % len(code)] for i in range(steps)]
+            return summaries
+        code = cycled([{**b, "labels": b["input_ids"].clone()} for b in code], steps)
+        return [summaries[i // 2] if i % 2 == 0 else code[i // 2] for i in range(steps)]
 
     def recover(self, model: torch.nn.Module, key: str) -> None:
         """A short masked fine-tune on `recovery_batches` (see there for the data and why).
